@@ -22,9 +22,9 @@ install: $(STAMP)
 
 # PostgreSQL 15 + PostGIS for the embedded STAC API (stac-fastapi-pgstac). Debian packages; needs root.
 system-deps:
-	@if [ ! -f $(PG_EXT) ]; then \
-	  if [ "$$(id -u)" != 0 ]; then echo "error: PostGIS is missing; run 'sudo apt-get install postgresql-15-postgis-3' (or run make as root)" >&2; exit 1; fi; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15-postgis-3 >/dev/null; \
+	@if [ ! -f $(PG_EXT) ] || ! command -v chromium >/dev/null; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "error: PostGIS or Chromium is missing; run 'sudo apt-get install postgresql-15-postgis-3 chromium' (or run make as root)" >&2; exit 1; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15-postgis-3 chromium >/dev/null; \
 	fi
 
 archive: install
@@ -61,7 +61,7 @@ lint: install
 
 bench: install system-deps
 	$(BIN)/ssl4eo archive build
-	$(BIN)/python -m bench
+	$(BIN)/python tests/bench/run.py $(BENCH)
 
 clean:
 	rm -rf $(OUT) .pytest_cache .ruff_cache
