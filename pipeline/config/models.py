@@ -38,7 +38,8 @@ class SourceConfig(Strict):
         ),
     )
     sign: Literal["none", "planetary-computer"] = Field(
-        "none", description="Sign asset hrefs before reading ('planetary-computer' needs the planetary-computer package)."
+        "none",
+        description="Sign asset hrefs before reading ('planetary-computer' needs the planetary-computer package).",
     )
     timeout_s: float = Field(30.0, gt=0, description="Deadline of one catalog request or one raster read, seconds.")
     retries: int = Field(4, ge=0, description="Retries of a transient error (HTTP 429/5xx, reset, timeout).")
@@ -64,11 +65,15 @@ class SamplingConfig(Strict):
         "'archive-sites' (the embedded archive's sites, for demos and tests).",
     )
     n_cities: int = Field(10000, gt=0, description="Keep the N most populous cities.")
-    min_population: int = Field(15000, ge=0, description="Drop cities below this population (0-population rows always dropped).")
+    min_population: int = Field(
+        15000, ge=0, description="Drop cities below this population (0-population rows are always dropped)."
+    )
     city_choice: Literal["uniform", "population"] = Field("uniform", description="How a candidate's city is drawn.")
     sigma_m: float = Field(2500.0, gt=0, description="Std-dev of the Gaussian offset from the city, metres.")
     margin_m: float = Field(0.0, ge=0, description="Extra footprint margin, metres (added to each side).")
-    oversample: float = Field(1.0, ge=1.0, description="Place n_locations * oversample, for expected download failures.")
+    oversample: float = Field(
+        1.0, ge=1.0, description="Place n_locations * oversample, for locations expected to fail download."
+    )
     max_candidates_per_location: int = Field(
         200, gt=0, description="Give up (with a clear message) after this many rejected candidates per placed location."
     )
