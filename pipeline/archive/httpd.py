@@ -140,20 +140,34 @@ class Child:
     def fail(self, what: str, fix: str) -> ArchiveError:
         return ArchiveError(f"{self.name} {what}; {fix}; log {self.log_path.name}: {self.tail()}")
 
+    def signal_stop(self) -> None:
+        """Send the stop signal to the whole process group (returns at once)."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pgid, self.stop_signal)
+
     def stop(self, timeout_s: float = 10.0) -> None:
         """Signal the whole process group, wait, then kill whatever is left. Safe to call twice."""
-        for sig, wait_s in ((self.stop_signal, timeout_s), (signal.SIGKILL, 5.0)):
+        self.signal_stop()
+        try:
+            self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            log.warning("%s did not stop within %g s; killing it", self.name, timeout_s)
             with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.pgid, sig)
-            try:
-                self.proc.wait(wait_s)
-            except subprocess.TimeoutExpired:
-                continue
-            break
+                os.killpg(self.pgid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(5.0)
         # The leader is gone; its group may still hold children (e.g. PostgreSQL backends).
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pgid, signal.SIGKILL)
         log.debug("stopped %s (pid %d, rc %s)", self.name, self.proc.pid, self.proc.returncode)
+
+
+def stop_all(children: Sequence[Child], timeout_s: float = 10.0) -> None:
+    """Stop several children at once: signal all, then wait for each (and kill the stragglers)."""
+    for child in children:
+        child.signal_stop()
+    for child in children:
+        child.stop(timeout_s)
 
 
 def run_step(

@@ -45,6 +45,7 @@ from pipeline.archive.httpd import (
     json_ok,
     start_cog_server,
     start_stac_api,
+    stop_all,
     wait_http,
 )
 from pipeline.errors import ArchiveError
@@ -169,7 +170,6 @@ def _serving(
     root = Path(root).resolve()
     deadline = Deadline(deadline_s)
     contents = read_archive(root)
-    cluster = None
     if api == "pgstac":
         from pipeline.archive.pgstac import PgCluster, preflight
 
@@ -179,10 +179,12 @@ def _serving(
         tmp = Path(tempfile.mkdtemp(prefix="ssl4eo-archive-serve-"))
         stack.callback(shutil.rmtree, tmp, ignore_errors=True)
         children: list[Child] = []
+        cluster = None
+        # Stops the servers together (PostgreSQL's fast shutdown does not wait for the API's connections).
+        stack.callback(lambda: stop_all([*children, *([cluster.child] if cluster and cluster.child else [])]))
         with contextlib.closing(bind_loopback(http_port)) as cog_sock:
             http_base = f"http://{LOOPBACK}:{cog_sock.getsockname()[1]}"
             cog = start_cog_server(root, cog_sock, latency_ms, tmp / "cog-server.log", tmp)
-        stack.callback(cog.stop)
         children.append(cog)
 
         pg_future: concurrent.futures.Future[None] | None = None
@@ -190,8 +192,7 @@ def _serving(
             tmp.chmod(0o711)  # the postgres user must reach tmp/pg
             cluster = PgCluster(tmp / "pg", pg_bin)
             pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="pg-start")
-            stack.callback(cluster.stop)
-            stack.callback(pool.shutdown, wait=True)  # runs before cluster.stop: no start after the stop
+            stack.callback(pool.shutdown, wait=True)  # runs before stop_all: nothing starts after the stop
             pg_future = pool.submit(cluster.start, deadline)
 
         items = [localize_item(it, http_base, root) for it in contents.items]
@@ -201,17 +202,21 @@ def _serving(
 
         stac_url = None
         if cluster is not None and pg_future is not None:
-            pg_future.result(timeout=deadline.left() + 5)
+            try:
+                pg_future.result(timeout=deadline.left() + 5)  # its own waits end at the deadline
+            except concurrent.futures.TimeoutError:
+                raise ArchiveError(f"PostgreSQL did not start within the {deadline_s:g} s startup deadline; "
+                                   "the machine may be overloaded: raise deadline_s and retry") from None
             assert cluster.child is not None
-            children.append(cluster.child)
-            cluster.load(list(contents.collections.values()), ndjson, deadline)
-            log.info("PostgreSQL on port %d loaded with %d items (%.2f s)", cluster.port, len(items),
-                     time.perf_counter() - t0)
+            # The API process starts (imports, connection pool) while pypgstac migrates and loads; it is asked
+            # for the collections only once they are loaded.
             with contextlib.closing(bind_loopback()) as api_sock:
                 stac_url = f"http://{LOOPBACK}:{api_sock.getsockname()[1]}"
                 stac = start_stac_api(api_sock, cluster.client_env(), tmp / "stac-api.log", tmp)
-            stack.callback(stac.stop)
             children.append(stac)
+            cluster.load(list(contents.collections.values()), ndjson, deadline)
+            log.info("PostgreSQL on port %d loaded with %d items (%.2f s)", cluster.port, len(items),
+                     time.perf_counter() - t0)
             wanted = set(contents.collections)
 
             def has_collections(status: int, body: bytes) -> bool:
@@ -221,7 +226,8 @@ def _serving(
             wait_http(stac, f"{stac_url}/collections", deadline, "check the PostgreSQL and pgstac logs",
                       has_collections)
         log.info("archive %s served (api=%s) in %.2f s", root, api, time.perf_counter() - t0)
-        yield Endpoints(http_base, stac_url, parquet, item_collection), children
+        yield Endpoints(http_base, stac_url, parquet, item_collection), [
+            *children, *([cluster.child] if cluster and cluster.child else [])]
         log.debug("stopping the archive servers")
 
 

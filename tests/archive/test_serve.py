@@ -9,9 +9,11 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -111,7 +113,7 @@ def serve_geoparquet(serve_root: Path) -> Iterator[Endpoints]:
 
 
 def _processes_mentioning(text: str) -> list[int]:
-    """Pids of live processes whose command line contains ``text``."""
+    """Pids of live processes whose command line or working directory contains ``text``."""
     pids = []
     for d in Path("/proc").iterdir():
         if not d.name.isdigit() or int(d.name) == os.getpid():
@@ -119,9 +121,10 @@ def _processes_mentioning(text: str) -> list[int]:
         try:
             cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             state = next(ln for ln in (d / "status").read_text().splitlines() if ln.startswith("State:"))
+            cwd = os.readlink(d / "cwd")
         except (OSError, StopIteration):
             continue
-        if text in cmd and "zombie" not in state:
+        if (text in cmd or text in cwd) and "zombie" not in state:
             pids.append(int(d.name))
     return pids
 
@@ -232,6 +235,19 @@ def test_stopped_on_an_exception_in_the_body(tmp_path: Path) -> None:
     assert _refused(ep.http_base)
 
 
+def test_works_from_a_thread_that_is_not_the_main_thread(serve_root: Path) -> None:
+    result: dict[str, object] = {}
+
+    def run() -> None:
+        with serve_archive(serve_root, api="geoparquet") as ep:
+            result["status"] = requests.head(f"{ep.http_base}/{SCENES[0].asset}", timeout=5).status_code
+
+    t = threading.Thread(target=run)
+    t.start()
+    t.join(30)
+    assert result == {"status": 200}
+
+
 def test_missing_archive_root_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ArchiveError, match=r"does not exist; build it with 'ssl4eo archive build'"):
         serve_archive(tmp_path / "nope", api="geoparquet").__enter__()
@@ -317,6 +333,27 @@ def test_pgstac_startup_deadline_is_a_clear_error(serve_root: Path) -> None:
     assert "\n" not in msg and "within the 0.3 s startup deadline" in msg and "raise deadline_s" in msg, msg
     assert time.perf_counter() - t0 < 15
     assert set(_processes_mentioning("ssl4eo-archive-serve-")) <= before
+
+
+@pytest.mark.pgstac
+def test_servers_stop_on_their_own_when_the_client_process_is_killed(serve_root: Path) -> None:
+    code = ("import time; from pipeline.archive.serve import serve_archive\n"
+            f"with serve_archive({str(serve_root)!r}, api='pgstac') as ep:\n"
+            "    print(ep.geoparquet.parent, flush=True); time.sleep(600)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    tmp = proc.stdout.readline().strip()
+    try:
+        assert tmp and len(_processes_mentioning(tmp)) >= 3  # COG server, STAC API, PostgreSQL (+ its guard)
+        proc.kill()  # no cleanup code runs in the client
+        proc.wait()
+        t0 = time.perf_counter()
+        while _processes_mentioning(tmp) and time.perf_counter() - t0 < 20:
+            time.sleep(0.2)
+        assert not _processes_mentioning(tmp)
+    finally:
+        proc.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def test_missing_postgis_names_the_fix(serve_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
