@@ -265,6 +265,8 @@ def serve_forever(root: Path, api: Api = "geoparquet", http_port: int = 0, *, ou
     try:
         with _serving(Path(root), api, http_port, 0.0, 90.0) as (ep, children):
             print(f"archive     {Path(root).resolve()}", file=out)
+            marker = json.loads((Path(root) / "ARCHIVE.json").read_text())
+            print(f"collections {', '.join(marker['collections'])}", file=out)
             print(f"STAC API    {ep.stac_url or '(none: api=geoparquet; use the stac-geoparquet index)'}", file=out)
             print(f"geoparquet  {ep.geoparquet}", file=out)
             print(f"items       {ep.item_collection}", file=out)
