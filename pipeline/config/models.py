@@ -87,6 +87,9 @@ class ProductConfig(Strict):
     name: str = Field(description="Product name: " + ", ".join(sorted(PRODUCTS)))
     patch_px: int | None = Field(None, gt=0, description="Patch side in pixels (default: the product's, e.g. 264).")
     bands: list[str] | None = Field(None, description="Subset of bands (default: all of the product's bands).")
+    drop_water_vapour: bool = Field(
+        False, description="EnMAP only: drop the water-vapour absorption bands (224 -> 202, as SpectralEarth)."
+    )
 
     @field_validator("name")
     @classmethod
@@ -106,6 +109,12 @@ class ProductConfig(Strict):
             bad = [b for b in self.bands if b not in valid]
             if bad:
                 raise ValueError(f"product {self.name!r} has no band(s) {bad}; valid: {', '.join(valid)}")
+        return self
+
+    @model_validator(mode="after")
+    def _wv_enmap(self) -> ProductConfig:
+        if self.drop_water_vapour and PRODUCTS[self.name].kind != "hyperspectral":
+            raise ValueError(f"drop_water_vapour applies to hyperspectral products only, not {self.name!r}")
         return self
 
     @property
@@ -152,6 +161,8 @@ class DaskConfig(Strict):
     threads_per_worker: int = Field(4, gt=0, description="Threads per worker (I/O concurrency hides latency).")
     memory_limit: str = Field("3GiB", description="LocalCluster memory limit per worker.")
     dashboard_address: str = Field("127.0.0.1:0", description="LocalCluster dashboard bind address.")
+    io_threads: int = Field(8, gt=0, description="Concurrent asset reads per worker process (hides latency).")
+    result_timeout_s: float = Field(900.0, gt=0, description="Deadline for the next finished location, seconds.")
 
 
 class ExportConfig(Strict):

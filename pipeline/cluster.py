@@ -1,0 +1,45 @@
+"""Dask distributed: a LocalCluster by default, or any scheduler address from the config."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from pipeline.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def dask_client(scheduler: str | None, *, n_workers: int, threads_per_worker: int, memory_limit: str,
+                dashboard_address: str, connect_timeout_s: float = 30.0) -> Iterator:
+    """A connected ``distributed.Client``; the cluster (if local) is closed on exit."""
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        try:
+            client = Client(scheduler, timeout=f"{connect_timeout_s}s")
+        except (OSError, TimeoutError) as e:
+            raise UserError(f"cannot reach the Dask scheduler {scheduler!r} ({e}); start it or fix "
+                            "dask.scheduler (leave it empty for a LocalCluster)") from None
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    cluster = LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True,
+                           memory_limit=memory_limit, dashboard_address=dashboard_address, host="127.0.0.1")
+    client = Client(cluster, timeout=f"{connect_timeout_s}s")
+    try:
+        yield client
+    finally:
+        client.close()
+        cluster.close()
+
+
+def dashboard_url(client) -> str:  # type: ignore[no-untyped-def]
+    try:
+        return str(client.dashboard_link)
+    except Exception:  # no bokeh, or a remote scheduler without a dashboard
+        return "(no dashboard)"

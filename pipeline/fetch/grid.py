@@ -1,0 +1,83 @@
+"""One UTM grid per location, shared by every product: same centre, exact ``patch_px`` at each resolution. Pure."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from pyproj import Transformer
+
+CENTRE_SNAP_M = 60.0
+"""Location centres are snapped to this grid of their UTM zone, so every product's grid (10/20/30/60 m) shares the
+exact centre and, for even patch sizes, lies on its resolution's pixel lattice (no needless resampling)."""
+
+
+@dataclass(frozen=True)
+class PatchGrid:
+    epsg: int
+    x0: float
+    """West edge (metres, UTM)."""
+    y1: float
+    """North edge."""
+    res: float
+    px: int
+
+    @property
+    def transform(self) -> tuple[float, float, float, float, float, float]:
+        return (self.res, 0.0, self.x0, 0.0, -self.res, self.y1)
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        return (self.x0, self.y1 - self.px * self.res, self.x0 + self.px * self.res, self.y1)
+
+    @property
+    def centre(self) -> tuple[float, float]:
+        return (self.x0 + self.px * self.res / 2, self.y1 - self.px * self.res / 2)
+
+    def pixel_centres(self) -> tuple[list[float], list[float]]:
+        xs = [self.x0 + (i + 0.5) * self.res for i in range(self.px)]
+        ys = [self.y1 - (j + 0.5) * self.res for j in range(self.px)]
+        return xs, ys
+
+
+def utm_epsg(lon: float, lat: float) -> int:
+    """WGS 84 / UTM zone of a point. Latitudes beyond UTM's range (84 N / 80 S) are the sampler's to reject."""
+    zone = int((lon + 180.0) // 6.0) % 60 + 1
+    return (32600 if lat >= 0 else 32700) + zone
+
+
+def location_centre(lon: float, lat: float, epsg: int) -> tuple[float, float]:
+    """The location's centre in its UTM zone, snapped to CENTRE_SNAP_M."""
+    x, y = _to_utm(epsg).transform(lon, lat)
+    return (round(x / CENTRE_SNAP_M) * CENTRE_SNAP_M, round(y / CENTRE_SNAP_M) * CENTRE_SNAP_M)
+
+
+def patch_grid(centre: tuple[float, float], epsg: int, res: float, px: int) -> PatchGrid:
+    half = px * res / 2
+    return PatchGrid(epsg, centre[0] - half, centre[1] + half, res, px)
+
+
+def lonlat_bbox(grid: PatchGrid, pad_m: float = 0.0) -> tuple[float, float, float, float]:
+    """lon/lat box around the grid (densified edges), for catalog searches."""
+    x0, y0, x1, y1 = grid.bounds
+    x0, y0, x1, y1 = x0 - pad_m, y0 - pad_m, x1 + pad_m, y1 + pad_m
+    n = 8
+    xs = [x0 + (x1 - x0) * i / n for i in range(n + 1)]
+    ys = [y0 + (y1 - y0) * i / n for i in range(n + 1)]
+    pts = [(x, y0) for x in xs] + [(x, y1) for x in xs] + [(x0, y) for y in ys] + [(x1, y) for y in ys]
+    lon, lat = _to_utm(grid.epsg).transform([p[0] for p in pts], [p[1] for p in pts], direction="INVERSE")
+    return (min(lon), min(lat), max(lon), max(lat))
+
+
+_CACHE: dict[int, Transformer] = {}
+
+
+def _to_utm(epsg: int) -> Transformer:
+    tr = _CACHE.get(epsg)
+    if tr is None:
+        tr = _CACHE[epsg] = Transformer.from_crs(4326, epsg, always_xy=True)
+    return tr
+
+
+def is_finite(v: float) -> bool:
+    return math.isfinite(v)

@@ -1,0 +1,90 @@
+"""The source seam: every catalog (STAC API, stac-geoparquet, ItemCollection; Earth Engine later) answers the same
+search with the same small, frozen scene references. Parsing of STAC items into :class:`SceneRef` is pure."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import pystac
+
+from pipeline.errors import SourceError
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    collection: str
+    bbox: tuple[float, float, float, float]
+    """lon/lat box the scene must intersect."""
+    start: dt.datetime
+    end: dt.datetime
+    max_cloud: float | None = None
+    """eo:cloud_cover upper bound in percent (None: no cloud filter, e.g. SAR)."""
+    limit: int = 500
+
+
+@dataclass(frozen=True)
+class AssetRef:
+    key: str
+    href: str
+    nodata: float | None
+    scale: float
+    offset: float
+
+
+@dataclass(frozen=True)
+class SceneRef:
+    """What a worker needs of a catalog item: small, hashable, picklable."""
+
+    id: str
+    collection: str
+    datetime: dt.datetime
+    cloud_cover: float | None
+    epsg: int | None
+    assets: tuple[AssetRef, ...]
+    self_href: str = ""
+    platform: str = ""
+
+    def asset(self, key: str) -> AssetRef:
+        for a in self.assets:
+            if a.key == key:
+                return a
+        raise SourceError(
+            f"item {self.id!r} of {self.collection!r} has no asset {key!r} (assets: "
+            f"{', '.join(a.key for a in self.assets)}); check the product's asset keys against this catalog"
+        )
+
+
+@runtime_checkable
+class Source(Protocol):
+    """A catalog that can be searched for scenes."""
+
+    def search(self, query: SearchQuery) -> list[SceneRef]: ...
+
+
+def scene_ref(item: pystac.Item) -> SceneRef:
+    """Parse a pystac Item into a :class:`SceneRef` (no I/O)."""
+    if item.datetime is None:
+        raise ValueError(f"item {item.id!r} has no datetime; only single-time items are supported")
+    props = item.properties
+    code = props.get("proj:code") or (f"EPSG:{props['proj:epsg']}" if props.get("proj:epsg") else None)
+    epsg = int(str(code).split(":")[1]) if code and str(code).upper().startswith("EPSG:") else None
+    assets = []
+    for key, a in item.assets.items():
+        rb = (a.extra_fields.get("raster:bands") or [{}])[0]
+        assets.append(AssetRef(key, a.get_absolute_href() or a.href, rb.get("nodata"),
+                               float(rb.get("scale", 1.0)), float(rb.get("offset", 0.0))))
+    self_link = item.get_single_link("self")
+    dtime = item.datetime if item.datetime.tzinfo else item.datetime.replace(tzinfo=dt.UTC)
+    cc = props.get("eo:cloud_cover")
+    return SceneRef(
+        id=item.id,
+        collection=item.collection_id or "",
+        datetime=dtime,
+        cloud_cover=float(cc) if cc is not None else None,
+        epsg=epsg,
+        assets=tuple(assets),
+        self_href=self_link.get_absolute_href() or "" if self_link else "",
+        platform=str(props.get("platform", "")),
+    )

@@ -1,0 +1,70 @@
+"""A STAC API (Planetary Computer, Earth Search, the embedded pgstac) searched with pystac-client."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import pystac
+from pystac_client import Client
+from pystac_client.exceptions import APIError
+from pystac_client.stac_api_io import StacApiIO
+from urllib3.util.retry import Retry
+
+from pipeline.errors import SourceError
+from pipeline.sources.base import SceneRef, SearchQuery, scene_ref
+from pipeline.warnings import SkippedItemWarning
+
+log = logging.getLogger(__name__)
+
+
+class StacApiSource:
+    def __init__(self, url: str, *, timeout_s: float, retries: int, sign: str = "none") -> None:
+        retry = Retry(total=retries, backoff_factor=0.5, backoff_jitter=0.3,
+                      status_forcelist=(429, 500, 502, 503, 504), allowed_methods=None)
+        io = StacApiIO(max_retries=retry, timeout=timeout_s)
+        try:
+            self._client = Client.open(url, stac_io=io, modifier=_signer(sign))
+        except Exception as e:  # network errors, non-STAC answers, bad JSON
+            raise SourceError(
+                f"cannot open STAC API {url!r} ({type(e).__name__}: {str(e)[:120]}); check source.url and that "
+                "the service is reachable"
+            ) from None
+        self.url = url
+        self._filter = self._client.conforms_to("FILTER") if hasattr(self._client, "conforms_to") else False
+
+    def search(self, q: SearchQuery) -> list[SceneRef]:
+        kw: dict = {}
+        if q.max_cloud is not None:
+            kw = {"filter": {"op": "<=", "args": [{"property": "eo:cloud_cover"}, q.max_cloud]},
+                  "filter_lang": "cql2-json"}
+        try:
+            search = self._client.search(
+                collections=[q.collection], bbox=list(q.bbox), datetime=(q.start, q.end), max_items=q.limit,
+                sortby=[{"field": "properties.eo:cloud_cover", "direction": "asc"}] if q.max_cloud is not None
+                else None, **kw)
+            items = list(search.items())
+        except APIError as e:
+            raise SourceError(f"STAC API {self.url!r} rejected a search of {q.collection!r}: {str(e)[:160]}") from None
+        out = []
+        for it in items:
+            try:
+                out.append(scene_ref(it))
+            except (ValueError, KeyError, TypeError) as e:
+                warnings.warn(f"skipped item {it.id!r}: {e}", SkippedItemWarning, stacklevel=2)
+        return out
+
+
+def _signer(sign: str):  # type: ignore[no-untyped-def]
+    if sign == "none":
+        return None
+    try:
+        import planetary_computer
+    except ImportError:
+        raise SourceError("source.sign is 'planetary-computer' but the package is missing; "
+                          "run 'pip install planetary-computer'") from None
+
+    def modify(obj: pystac.Item | pystac.ItemCollection | dict) -> None:
+        planetary_computer.sign_inplace(obj)
+
+    return modify
