@@ -1,0 +1,88 @@
+"""Read the staging store (``pipeline.staging``) into :class:`~export.model.LocationRecord` s, checking each against
+the export layout. The one module of ``export`` that knows the staging folder format."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from export.model import ExportSpec, LocationRecord, ProductRecord, SeasonRecord
+from pipeline.errors import UserError
+from pipeline.staging import META, StagedLocation, iter_complete, read_array
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StagingScan:
+    records: tuple[LocationRecord, ...]
+    """Packable locations in sample order (location id ascending)."""
+    skipped: dict[int, str]
+    """Complete staged locations left out, with why (e.g. a product the config asks for is missing)."""
+
+
+def scan_staging(out: Path, spec: ExportSpec) -> StagingScan:
+    """Every complete staged location that has all products of ``spec``, in location-id order."""
+    records: list[LocationRecord] = []
+    skipped: dict[int, str] = {}
+    for folder in iter_complete(out):
+        raw = (folder / META).read_bytes()
+        meta = StagedLocation.from_json(raw.decode())
+        missing = [p.name for p in spec.products if p.name not in meta.products]
+        if missing:
+            skipped[meta.location_id] = f"no staged {', '.join(missing)}"
+            continue
+        prods = {}
+        for layout in spec.products:
+            sp = meta.products[layout.name]
+            _check(meta.location_id, folder, layout.name, tuple(sp.bands), sp.dtype, sp.patch_px,
+                   len(sp.seasons), spec)
+            seasons = tuple(
+                SeasonRecord(s.datetime, s.scene_id, s.scene_href, s.collection, float(s.cloud_fraction),
+                             float(s.nodata_fraction))
+                for s in sorted(sp.seasons, key=lambda s: s.season)
+            )
+            prods[layout.name] = ProductRecord(tuple(float(v) for v in sp.transform), seasons)  # type: ignore[arg-type]
+        records.append(LocationRecord(meta.location_id, float(meta.lon), float(meta.lat), int(meta.epsg),
+                                      str(folder), hashlib.sha256(raw).hexdigest(), prods))
+    records.sort(key=lambda r: r.location_id)
+    if skipped:
+        log.warning("left out %d complete staged location(s) lacking a product, e.g. %s", len(skipped),
+                    next(iter(skipped.items())))
+    return StagingScan(tuple(records), skipped)
+
+
+def _check(loc: int, folder: Path, name: str, bands: tuple[str, ...], dtype: str, patch_px: int, n_seasons: int,
+           spec: ExportSpec) -> None:
+    want = spec.product(name)
+    problems = []
+    if bands != want.bands:
+        problems.append(f"bands {list(bands)} != {list(want.bands)}")
+    if np.dtype(dtype) != np.dtype(want.dtype):
+        problems.append(f"dtype {dtype} != {want.dtype}")
+    if patch_px != want.patch_px:
+        problems.append(f"patch {patch_px} px != {want.patch_px} px")
+    if n_seasons != spec.n_times:
+        problems.append(f"{n_seasons} seasons != {spec.n_times}")
+    if problems:
+        raise UserError(
+            f"staged location {loc:07d} ({folder}) product {name}: {'; '.join(problems)}; the config changed "
+            "since download: restore its products/bands/patch_px/seasons, or delete the staging folder and rerun"
+            " download"
+        )
+
+
+def read_block(folders: tuple[str, ...], product: str, out: np.ndarray) -> None:
+    """Fill ``out`` (sample, time, band, y, x) with the staged arrays of ``folders`` for ``product``."""
+    for i, folder in enumerate(folders):
+        arr = read_array(Path(folder), product, mmap=True)
+        if arr.shape != out.shape[1:] or arr.dtype != out.dtype:
+            raise UserError(
+                f"staged array {folder}/{product}.npy is {arr.shape} {arr.dtype}, expected {out.shape[1:]} "
+                f"{out.dtype}; delete that staging folder and rerun download"
+            )
+        out[i] = arr
