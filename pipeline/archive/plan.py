@@ -142,16 +142,16 @@ def _scene(product: str, site: Site, epsg: int, region: tuple[float, ...], when:
     key = f"{product}:{site.name}:{epsg}:{when.isoformat()}"
     seed = truth.seed_of(key)
     u = truth.unit(truth.mix(seed, 1))
-    # cloud cover: ~50 % clear-ish (0-8 %), ~30 % moderate (8-40 %), ~20 % cloudy (40-100 %)
-    if u < 0.5:
-        target = 0.08 * u / 0.5
+    # cloud cover: ~55 % clear-ish (0-6 %), ~25 % moderate (6-35 %), ~20 % cloudy (35-100 %)
+    if u < 0.55:
+        target = 0.06 * u / 0.55
     elif u < 0.8:
-        target = 0.08 + 0.32 * (u - 0.5) / 0.3
+        target = 0.06 + 0.29 * (u - 0.55) / 0.25
     else:
-        target = 0.4 + 0.6 * (u - 0.8) / 0.2
+        target = 0.35 + 0.65 * (u - 0.8) / 0.2
     if p.kind == "sar":
         target = 0.0
-    edge = _edge(seed, region)
+    edge = _edge(seed, region, EDGE_SHARE[p.kind if p.kind != "optical" else scene_family(product)])
     bounds = _grid_bounds(epsg, site, region, max(b.resolution_m for b in p.bands))
     thr, cover = _cloud_threshold(seed, region, edge, target)
     doy = when.timetuple().tm_yday
@@ -187,9 +187,17 @@ def _s1_for(s2: Scene) -> Scene:
     return _scene("s1_grd", site, s2.epsg, region, when)
 
 
-def _edge(seed: int, region: tuple[float, ...]) -> tuple[float, float, float] | None:
-    """A swath edge cutting 35 % of the scenes (nodata beyond it)."""
-    if truth.unit(truth.mix(seed, 31)) > 0.35:
+EDGE_SHARE = {"sar": 0.1, "sentinel-2": 0.25, "landsat": 0.2, "hyperspectral": 0.4}
+"""Share of scenes whose swath edge cuts the site (wide swaths rarely; EnMAP's 30 km swath often)."""
+
+
+def scene_family(product: str) -> str:
+    return "landsat" if product.startswith("landsat") else "sentinel-2"
+
+
+def _edge(seed: int, region: tuple[float, ...], share: float) -> tuple[float, float, float] | None:
+    """A swath edge cutting ``share`` of the scenes (nodata beyond it)."""
+    if truth.unit(truth.mix(seed, 31)) > share:
         return None
     beta = 2 * math.pi * float(truth.unit(truth.mix(seed, 32)))
     half = max(region[2] - region[0], region[3] - region[1]) / 2

@@ -55,35 +55,54 @@ def band_ordinal(product: str, band: Band) -> int:
 
 def render_band(scene: Scene, band: Band) -> np.ndarray:
     """Stored values of one band of a scene on its native grid (nodata outside the swath)."""
-    p = PRODUCTS[scene.product]
     g = grid_of(scene, band.resolution_m)
     x, y = site_coords(g, scene.site)
-    cls = site_classes(g, scene.site)
+    return encode(scene, band, values_at(scene, band, x, y, site_classes(g, scene.site)))
+
+
+def values_at(scene: Scene, band: Band, x: np.ndarray, y: np.ndarray, cls: np.ndarray | None = None) -> np.ndarray:
+    """The truth as float DN (before rounding) at site-local metres; NaN outside the swath."""
+    p = PRODUCTS[scene.product]
+    if cls is None:
+        cls = truth.landcover(x, y, site_seed(scene.site), SITE_MIXTURE[scene.site])
     lat = site_by_name(scene.site).lat
     k = band_ordinal(scene.product, band)
-    valid = truth.valid_mask(x, y, scene.edge)
     cloud = truth.cloud_mask(x, y, scene.seed, scene.cloud_threshold)
     if p.kind == "sar":
         s0 = spectra.sar_sigma0(cls, band.name, scene.vigour) * 10 ** (truth.sar_pattern_db(x, y, k, scene.seed) / 10)
-        out = truth.encode_sar_amplitude(s0)
+        dn = np.sqrt(s0) * 10 ** (truth.SAR_K_DB / 20)
     elif band.name in ("B10", "B11") and scene.product == "landsat_oli_toa":
         t = truth.surface_temperature(cls, scene.datetime.timetuple().tm_yday, lat)
         t = np.where(cloud, 250.0, t) + 3.0 * truth.pattern(x, y, k, scene.seed) / truth.PATTERN_A
-        out = truth.encode_kelvin(t)
+        dn = (t - truth.LANDSAT_ST_OFFSET) / truth.LANDSAT_ST_SCALE
     else:
         lam = float(band.center_nm or 0.0)
         rho = spectra.reflectance(cls, lam, scene.vigour, scene.snow)
-        if band.name == "B10" or band.common_name == "cirrus":
+        if band.common_name == "cirrus":
             rho = np.full_like(rho, 0.004)
         rho = np.where(cloud, spectra.cloud_reflectance(lam), rho)
         if scene.product in ("s2_l1c", "landsat_oli_toa"):
             rho = rho + truth.haze(lam)
         rho = rho + truth.pattern(x, y, k, scene.seed)
-        out = {
-            "s2_l2a": truth.encode_s2, "s2_l1c": truth.encode_s2, "landsat_oli_sr": truth.encode_landsat_sr,
-            "landsat_oli_toa": truth.encode_landsat_toa, "enmap_l2a": truth.encode_enmap,
-        }[scene.product](rho)
-    return np.where(valid, out, np.asarray(p.nodata).astype(out.dtype))
+        scale, offset = DN_SCALE[scene.product]
+        dn = (rho - offset) / scale
+    return np.where(truth.valid_mask(x, y, scene.edge), dn, np.nan)
+
+
+DN_SCALE = {  # reflectance = DN * scale + offset
+    "s2_l2a": (1e-4, -truth.S2_OFFSET_DN * 1e-4), "s2_l1c": (1e-4, -truth.S2_OFFSET_DN * 1e-4),
+    "landsat_oli_sr": (truth.LANDSAT_SR_SCALE, truth.LANDSAT_SR_OFFSET),
+    "landsat_oli_toa": (truth.LANDSAT_TOA_SCALE, truth.LANDSAT_TOA_OFFSET), "enmap_l2a": (1e-4, 0.0),
+}
+
+
+def encode(scene: Scene, band: Band, dn: np.ndarray) -> np.ndarray:
+    """Float DN -> the stored dtype (rounded, clipped to the valid range, nodata where NaN)."""
+    p = PRODUCTS[scene.product]
+    info = np.iinfo(p.dtype)
+    lo = 1 if info.min == 0 else info.min + 1
+    out = np.clip(np.rint(np.nan_to_num(dn, nan=0.0)), lo, info.max).astype(p.dtype)
+    return np.where(np.isnan(dn), np.asarray(p.nodata).astype(p.dtype), out)
 
 
 # Quality-layer codes

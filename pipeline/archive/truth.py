@@ -188,30 +188,6 @@ def haze(lam: float) -> float:
     return 0.06 * (450.0 / lam) ** 4 if lam < 3000 else 0.0
 
 
-def encode_s2(refl: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(refl * 10000 + S2_OFFSET_DN), 1, 65535).astype(np.uint16)
-
-
-def encode_landsat_sr(refl: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint((refl - LANDSAT_SR_OFFSET) / LANDSAT_SR_SCALE), 1, 65535).astype(np.uint16)
-
-
-def encode_landsat_toa(refl: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint((refl - LANDSAT_TOA_OFFSET) / LANDSAT_TOA_SCALE), 1, 65535).astype(np.uint16)
-
-
-def encode_kelvin(t: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint((t - LANDSAT_ST_OFFSET) / LANDSAT_ST_SCALE), 1, 65535).astype(np.uint16)
-
-
-def encode_enmap(refl: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(refl * 10000), -32767, 32767).astype(np.int16)
-
-
-def encode_sar_amplitude(sigma0: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(np.sqrt(sigma0) * 10 ** (SAR_K_DB / 20)), 1, 65535).astype(np.uint16)
-
-
 def sar_pattern_db(x: np.ndarray, y: np.ndarray, band_ordinal: int, scene_seed: int) -> np.ndarray:
     """SAR position code: +/- 1.5 dB (the optical pattern rescaled)."""
     return pattern(x, y, band_ordinal, scene_seed) * (1.5 / PATTERN_A)
@@ -228,15 +204,13 @@ def surface_temperature(cls: np.ndarray, doy: int, lat: float) -> np.ndarray:
     return lut[cls]
 
 
-def interior_mask(classes: np.ndarray, *more: np.ndarray) -> np.ndarray:
-    """Pixels whose 3x3 neighbourhood has one class and one value of each extra boolean mask."""
+def interior_mask(classes: np.ndarray, *more: np.ndarray, radius: int = 1) -> np.ndarray:
+    """Pixels whose (2 radius + 1)^2 neighbourhood has one class and one value of each extra mask."""
     ok = np.ones(classes.shape, dtype=bool)
     for arr in (classes, *more):
         a = np.asarray(arr)
-        same = np.ones(a.shape, dtype=bool)
-        for dy in (-1, 0, 1):
-            for dx in (-1, 0, 1):
-                same &= a == np.roll(np.roll(a, dy, 0), dx, 1)
-        ok &= same
-    ok[0, :] = ok[-1, :] = ok[:, 0] = ok[:, -1] = False
+        for dy in range(-radius, radius + 1):
+            for dx in range(-radius, radius + 1):
+                ok &= a == np.roll(np.roll(a, dy, 0), dx, 1)
+    ok[:radius, :] = ok[-radius:, :] = ok[:, :radius] = ok[:, -radius:] = False
     return ok

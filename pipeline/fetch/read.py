@@ -71,7 +71,7 @@ class GdalReader:
             GDAL_HTTP_MERGE_CONSECUTIVE_RANGES="YES",
             GDAL_HTTP_MULTIPLEX="YES",
             VSI_CACHE="TRUE",
-            GDAL_CACHEMAX="128",
+            GDAL_CACHEMAX=128,
             GDAL_NUM_THREADS="1",
         )
 
