@@ -129,6 +129,7 @@ class Child:
             except OSError as e:
                 raise ArchiveError(f"cannot start the {name} ({argv[0]}: {e.strerror}); run make system-deps") from None
         self.pgid = self.proc.pid  # a session leader's pid is its process group id
+        self.stopped = False
         log.debug("started %s (pid %d): %s", name, self.proc.pid, " ".join(argv))
 
     def alive(self) -> bool:
@@ -142,11 +143,15 @@ class Child:
 
     def signal_stop(self) -> None:
         """Send the stop signal to the whole process group (returns at once)."""
+        if self.stopped or self.proc.poll() is not None:
+            return
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pgid, self.stop_signal)
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Signal the whole process group, wait, then kill whatever is left. Safe to call twice."""
+        if self.stopped:
+            return
         self.signal_stop()
         try:
             self.proc.wait(timeout_s)
@@ -159,6 +164,7 @@ class Child:
         # The leader is gone; its group may still hold children (e.g. PostgreSQL backends).
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pgid, signal.SIGKILL)
+        self.stopped = True
         log.debug("stopped %s (pid %d, rc %s)", self.name, self.proc.pid, self.proc.returncode)
 
 
