@@ -104,20 +104,35 @@ class LocationRecord:
     products: dict[str, ProductRecord]
 
 
-def product_layout(name: str, bands: tuple[str, ...] | None = None, patch_px: int | None = None) -> ProductLayout:
-    """The layout of a registry product (``pipeline.products``), with an optional band subset and patch size."""
+_REGISTRY = object()
+
+
+def product_layout(
+    name: str,
+    bands: tuple[str, ...] | None = None,
+    patch_px: int | None = None,
+    *,
+    dtype: str | None = None,
+    nodata: float | object | None = _REGISTRY,
+) -> ProductLayout:
+    """The layout of a registry product (``pipeline.products``).
+
+    ``bands``, ``patch_px``, ``dtype`` and ``nodata`` override the registry where the fetch stage stages
+    something else (a band subset, SAR in float32 dB without a nodata value).
+    """
     from pipeline.products import get_product
 
     p = get_product(name)
     names = tuple(bands) if bands else p.band_names
     chosen = [p.band(b) for b in names]
+    nd = p.nodata if nodata is _REGISTRY else nodata
     return ProductLayout(
         name=p.name,
         bands=names,
-        dtype=p.dtype,
+        dtype=str(dtype or p.dtype),
         patch_px=int(patch_px or p.default_patch_px),
         resolution_m=float(p.resolution_m),
-        nodata=float(p.nodata) if p.nodata is not None else None,
+        nodata=float(nd) if nd is not None else None,  # type: ignore[arg-type]
         collection=p.collection,
         kind=p.kind,
         description=p.description,

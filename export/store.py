@@ -82,7 +82,7 @@ def _bands_array(store: zarr.storage.LocalStore, layout: ProductLayout, spec: Ex
             arr.resize(shape)  # drops shards past the new end; changed ones are rewritten by their shard key
         arr.attrs.put(_bands_attrs(layout, spec))
         return
-    fill = layout.nodata if layout.nodata is not None else 0
+    fill = layout.nodata if layout.nodata is not None else (np.nan if np.dtype(layout.dtype).kind == "f" else 0)
     zarr.create_array(
         store,
         name=path,

@@ -96,7 +96,7 @@ def _check_group(rep: VerifyReport, product: str, g: zarr.Group, n: int, t: int)
         assert isinstance(a, zarr.Array)
         if a.shape[0] != n or a.ndim != ndim or (ndim == 2 and name != "transform" and a.shape[1] != t):
             rep.problems.append(f"{product}: {name} has shape {a.shape}; expected {n} samples")
-    crc = g["shard_crc32c"] if "shard_crc32c" in g else None
+    crc = g.get("shard_crc32c")
     if crc is None or crc.shape != (n_shards(n, int(ga.get("shard_size", 1))),):
         rep.problems.append(f"{product}: shard_crc32c missing or of the wrong length; rerun 'ssl4eo shard'")
     return np.asarray(g["location_id"][...]) if "location_id" in g else None
@@ -124,13 +124,13 @@ def _check_shards(rep: VerifyReport, store: Path, product: str, g: zarr.Group, n
                 out.append(f"{where}: file {key} CRC32C {found:08x} != stored {int(crcs[span.index]):08x}")
         try:
             block = bands[span.start : span.stop]
-        except Exception:  # noqa: BLE001 - locate the broken chunks one by one
+        except Exception:  # locate the broken chunks one by one
             block = None
             for i in range(span.start, span.stop):
                 for t in range(bands.shape[1]):
                     try:
                         bands[i, t]
-                    except Exception as e:  # noqa: BLE001
+                    except Exception as e:
                         out.append(f"{product} sample {i} (location {int(ids[i]):07d}) season {t}: chunk does "
                                    f"not decode ({type(e).__name__}: {str(e)[:80]})")
         if block is not None:
@@ -181,7 +181,7 @@ def _check_catalog(rep: VerifyReport, out: Path, products: list[str], ids: np.nd
         for link in cols[product].get_links(pystac.RelType.ITEM):
             try:
                 item = pystac.Item.from_file(link.get_absolute_href() or "")
-            except Exception as e:  # noqa: BLE001 - a missing or broken item file is a finding
+            except Exception as e:  # a missing or broken item file is a finding
                 rep.problems.append(f"catalog: {product} item link {link.href} does not resolve ({type(e).__name__})")
                 continue
             rep.items_checked += 1
