@@ -6,6 +6,8 @@ last) carries a stamp of the builder's source, so a stale archive is rebuilt and
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import logging
@@ -13,7 +15,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,6 +85,36 @@ def build_archive(root: Path, *, force: bool = False, workers: int | None = None
     if is_current(root) and not force:
         return _summary(root, built=False, seconds=time.perf_counter() - t0)
     root.parent.mkdir(parents=True, exist_ok=True)
+    with _build_lock(root, timeout_s=1800.0):
+        if is_current(root) and not force:  # another process built it while we waited
+            return _summary(root, built=False, seconds=time.perf_counter() - t0)
+        _build_into_place(root, stamp, workers, progress)
+    return _summary(root, built=True, seconds=time.perf_counter() - t0)
+
+
+@contextlib.contextmanager
+def _build_lock(root: Path, timeout_s: float) -> Iterator[None]:
+    """One builder at a time per archive folder (other processes wait, with a deadline)."""
+    lock = root.parent / f".{root.name}.lock"
+    with open(lock, "w") as f:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise ArchiveError(f"another process has been building {str(root)!r} for over {timeout_s:.0f} s;"
+                                       f" stop it or remove {str(lock)!r}") from None
+                time.sleep(1.0)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _build_into_place(root: Path, stamp: str, workers: int | None,
+                      progress: Callable[[int, int], None] | None) -> None:
     tmp = root.parent / f".{root.name}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
@@ -101,7 +133,6 @@ def build_archive(root: Path, *, force: bool = False, workers: int | None = None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return _summary(root, built=True, seconds=time.perf_counter() - t0)
 
 
 def _summary(root: Path, built: bool, seconds: float) -> BuildSummary:
@@ -169,7 +200,7 @@ def _write_cog(path: Path, data: np.ndarray, grid: Grid, nodata: float | None, r
         "driver": "COG", "width": grid.width, "height": grid.height, "count": data.shape[0], "dtype": data.dtype.name,
         "crs": f"EPSG:{grid.epsg}", "transform": Affine(*grid.transform), "nodata": nodata, "compress": "ZSTD",
         "level": 9, "predictor": 2, "blocksize": 256, "overview_resampling": resampling, "overview_count": 2,
-        "bigtiff": "NO", "interleave": "band",
+        "bigtiff": "NO",
     }
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(data)
