@@ -50,7 +50,7 @@ def to_bins(values: np.ndarray) -> np.ndarray:
     if kind == "i" and size <= 2:
         return (v.astype(np.int32) + 32768).astype(np.uint16)
     if kind in "fiu":  # floats, and integers wider than 16 bits, go by their float32 value
-        u = np.ascontiguousarray(v, dtype=np.float32).view(np.uint32)
+        u = (np.ascontiguousarray(v, dtype=np.float32) + np.float32(0)).view(np.uint32)  # -0.0 -> +0.0
         key = np.where(u >> 31, ~u, u | np.uint32(0x80000000))
         return (key >> 16).astype(np.uint16)
     raise ValueError(f"dtype {v.dtype} has no statistics; use an integer or float dtype")

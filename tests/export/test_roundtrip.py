@@ -1,0 +1,153 @@
+"""Staging -> shards -> catalog, read back with plain xarray, zarr, pandas and pystac."""
+
+from __future__ import annotations
+
+import json
+import socket
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pystac
+import pytest
+import xarray as xr
+import zarr
+
+from export.columns import iso_to_ms
+from export.stac_check import validate_catalog
+from export.store import ATTR
+from pipeline.staging import iter_complete, read_array, read_meta
+from tests.export.conftest import CREATED, IDS, SHARD, build, layouts, spec, stage
+
+
+def test_groups_hold_the_staged_arrays_in_location_order(built: Path) -> None:
+    folders = list(iter_complete(built))
+    assert [read_meta(f).location_id for f in folders] == IDS
+    for layout in layouts():
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            ds = xr.open_zarr(built / "dataset.zarr", group=layout.name)
+        assert ds.bands.dims == ("sample", "time", "band", "y", "x")
+        assert ds.bands.shape == (len(IDS), 4, len(layout.bands), 16, 16)
+        assert ds.bands.dtype == np.dtype(layout.dtype)
+        assert ds.bands.encoding["chunks"] == (1, 1, len(layout.bands), 16, 16)
+        assert ds.bands.encoding["shards"] == (SHARD, 4, len(layout.bands), 16, 16)
+        assert list(ds.band.values) == list(layout.bands)
+        assert ds.location_id.values.tolist() == IDS
+        assert np.issubdtype(ds.datetime.dtype, np.datetime64)
+        for i, folder in enumerate(folders):
+            meta = read_meta(folder)
+            staged = read_array(folder, layout.name)
+            np.testing.assert_array_equal(ds.bands[i].values, staged)
+            p = meta.products[layout.name]
+            assert ds.lon.values[i] == meta.lon and ds.epsg.values[i] == meta.epsg
+            assert tuple(ds.transform.values[i]) == p.transform
+            assert ds.scene_id.values[i].tolist() == [s.scene_id for s in p.seasons]
+            got_ms = ds.datetime.values[i].astype("datetime64[ms]").astype(np.int64).tolist()
+            assert got_ms == [iso_to_ms(s.datetime) for s in p.seasons]
+            np.testing.assert_allclose(ds.cloud_fraction.values[i], [s.cloud_fraction for s in p.seasons])
+
+
+def test_store_describes_itself(built: Path) -> None:
+    root = zarr.open_group(built / "dataset.zarr", mode="r")
+    r = root.attrs[ATTR]
+    assert r["status"] == "complete" and r["n_samples"] == len(IDS) and r["created"] == CREATED
+    assert r["config_hash"] == "test" and r["software_version"] == "0.0.test"
+    assert r["products"] == ["s2_l2a", "s1_rtc"]
+    s2 = root["s2_l2a"].attrs[ATTR]
+    assert s2["collection"] == "sentinel-2-l2a" and s2["nodata"] == 0 and s2["license"]
+    st = s2["stats"]
+    assert st["band"] == ["B02", "B03", "B04", "B08"]
+    staged = np.stack([read_array(f, "s2_l2a") for f in iter_complete(built)])
+    for b in range(4):
+        v = staged[:, :, b].ravel()
+        v = v[v != 0]
+        assert st["mean"][b] == pytest.approx(v.mean(), rel=1e-9)
+        assert st["std"][b] == pytest.approx(v.std(), rel=1e-9)
+        assert st["p02"][b] == np.percentile(v, 2, method="lower")
+        assert st["p98"][b] == np.percentile(v, 98, method="lower")
+    assert list(root["s2_l2a"]["center_wavelength"][...]) == pytest.approx([492.4, 559.8, 664.6, 832.8])
+    assert "center_wavelength" not in root["s1_rtc"]
+    assert root["s1_rtc"].attrs[ATTR]["stats"]["count"] == [len(IDS) * 4 * 256] * 2
+
+
+def test_parquet_index_has_a_row_per_product_sample_season(built: Path) -> None:
+    import geopandas as gpd
+
+    df = gpd.read_parquet(built / "dataset.parquet")
+    assert len(df) == 2 * len(IDS) * 4
+    assert df.crs.to_epsg() == 4326
+    s1 = df[df["product"] == "s1_rtc"]
+    assert s1["location_id"].tolist() == [i for i in IDS for _ in range(4)]
+    assert s1["time"].tolist() == [0, 1, 2, 3] * len(IDS)
+    assert set(df.columns) >= {"sample", "shard", "datetime", "scene_id", "cloud_fraction", "nodata_fraction",
+                               "epsg", "geometry"}
+    first = df.iloc[0]
+    assert first.geometry.contains(gpd.points_from_xy([first.lon], [first.lat])[0])
+    assert str(pd.Timestamp(first["datetime"]).tz) == "UTC"
+
+
+def test_catalog_items_point_at_their_samples(built: Path) -> None:
+    cat = pystac.Catalog.from_file(str(built / "catalog" / "catalog.json"))
+    cols = {c.id: c for c in cat.get_children()}
+    assert set(cols) == {"s2_l2a", "s1_rtc"}
+    s2 = cols["s2_l2a"]
+    assert isinstance(s2, pystac.Collection)
+    assert [p.name for p in s2.providers or []][:2] == ["ESA", "Microsoft"]
+    assert "data" in s2.item_assets and s2.extent.temporal.intervals[0][0] is not None
+    items = sorted(s2.get_items(), key=lambda i: i.properties["ssl4eo:sample"])
+    assert [i.properties["ssl4eo:location_id"] for i in items] == IDS
+    ds = xr.open_zarr(built / "dataset.zarr", group="s2_l2a")
+    for item in items[:3]:
+        a = item.assets["data"]
+        assert Path(a.get_absolute_href() or "").resolve() == (built / "dataset.zarr").resolve()
+        sample = a.extra_fields["ssl4eo:sample"]
+        assert ds.location_id.values[sample] == item.properties["ssl4eo:location_id"]
+        assert item.properties["proj:code"] == f"EPSG:{int(ds.epsg.values[sample])}"
+        assert len(item.properties["ssl4eo:datetimes"]) == 4
+        derived = item.get_links("derived_from")
+        assert [link.title for link in derived] == ds.scene_id.values[sample].tolist()
+        assert item.datetime is None and item.properties["start_datetime"] <= item.properties["end_datetime"]
+
+
+def test_catalog_validates_offline(built: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(self, address):  # type: ignore[no-untyped-def]
+        raise OSError(f"no network in this test ({address!r})")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    assert validate_catalog(built / "catalog" / "catalog.json") == []
+    raw = json.loads(next((built / "catalog" / "s2_l2a" / "items").glob("*.json")).read_text())
+    from export.stac_check import validate_object
+
+    raw["properties"]["proj:shape"] = [16]
+    assert validate_object(raw, "broken") and "projection" in validate_object(raw, "broken")[0]
+
+
+def test_rerun_keeps_finished_shards_and_new_locations_rewrite_only_what_moved(tmp_path: Path) -> None:
+    out = stage(tmp_path, IDS[:16])
+    first = build(out)
+    assert (first.n_shards, first.written, first.kept) == (2, 2, 0)
+    shard0 = out / "dataset.zarr" / "s2_l2a" / "bands" / "c" / "0" / "0" / "0" / "0" / "0"
+    mtime = shard0.stat().st_mtime_ns
+    again = build(out)
+    assert (again.written, again.kept) == (0, 2)
+    assert shard0.stat().st_mtime_ns == mtime
+    stage(out, IDS[16:])  # larger ids: appended after the existing samples
+    grown = build(out)
+    assert (grown.n_shards, grown.written, grown.kept) == (3, 1, 2)
+    ds = xr.open_zarr(out / "dataset.zarr", group="s1_rtc")
+    assert ds.location_id.values.tolist() == IDS
+    np.testing.assert_array_equal(ds.bands[19].values, read_array(list(iter_complete(out))[19], "s1_rtc"))
+
+
+def test_changed_layout_rebuilds_the_store(tmp_path: Path) -> None:
+    out = stage(tmp_path, IDS[:8])
+    build(out)
+    rebuilt = build(out, spec=spec(shard_size=4))
+    assert (rebuilt.n_shards, rebuilt.written) == (2, 2)
+    assert zarr.open_array(out / "dataset.zarr", path="s2_l2a/bands", mode="r").shards[0] == 4
+    from pipeline.errors import UserError
+
+    with pytest.raises(UserError, match="no complete staged location"):
+        build(tmp_path / "empty")
