@@ -1,0 +1,373 @@
+"""The global location sampler: cities + Gaussian offsets in metres, exact footprint overlap rejection.
+
+Semantics (what a one-candidate-at-a-time loop would do; :mod:`sampling._reference` is that loop):
+candidates are taken from the seeded stream in order; a candidate is accepted iff its centre latitude is
+within UTM's range, its footprint shares no area with any accepted footprint (existing ones included), it
+keeps clear of the exclude areas, lies inside the include areas and passes the land filter. The first
+rejection reason in that order is the one counted. Sampling stops at the requested count, or fails with
+:class:`SamplingError` once ``max_candidates_per_location`` candidates in a row were rejected.
+
+The implementation decides whole batches at once (grid-hash near pairs, exact tests only for near pairs,
+in-order resolution of conflicts inside the batch) and gives byte-identical results to the loop.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from numpy.typing import NDArray
+from shapely.geometry.base import BaseGeometry
+
+from sampling.candidates import BLOCK, Candidates, CandidateStream, seed_words
+from sampling.filters import LandMask, area_rejects, footprint_polygons, load_land_mask, prepared, water_fraction
+from sampling.geometry import (
+    M_MIN,
+    UTM_LAT_MAX,
+    UTM_LAT_MIN,
+    centre_distance_bound,
+    to_utm,
+    utm_epsg,
+    utm_zone,
+    zone_of_epsg,
+)
+from sampling.neighbors import LatLonGrid
+from sampling.overlap import Squares, overlaps, resolve_in_order
+
+ALGORITHM_VERSION = 1
+COLUMNS = ("location_id", "lon", "lat", "epsg", "city", "country", "city_id", "dist_m", "geometry")
+CITY_COLUMNS = ("city_id", "name", "country", "lon", "lat", "population")
+REASONS = ("latitude", "overlap", "exclude", "include", "water")
+"""Rejection reasons in precedence order (codes 1..5; 0 is accepted)."""
+STATE_KEY = "ssl4eo_sampler"
+STATS_KEY = "ssl4eo_sampler_stats"
+MAX_BATCH = 1 << 16
+"""Most candidates decided at once: small enough that hot spots do not make the in-batch pairs explode."""
+
+
+class SamplingError(ValueError):
+    """The sampler cannot do what was asked; the message is one line naming the problem and the fix."""
+
+    def __init__(self, message: str, *, placed: int | None = None, requested: int | None = None,
+                 rejected: dict[str, int] | None = None) -> None:
+        super().__init__(message)
+        self.placed = placed
+        self.requested = requested
+        self.rejected = rejected or {}
+
+
+@dataclass(frozen=True)
+class SamplerOptions:
+    """Options of :func:`sample_locations` beyond the count, footprint, sigma and seed."""
+
+    city_choice: Literal["uniform", "population"] = "uniform"
+    """How a candidate's city is drawn: uniformly (SSL4EO) or proportionally to population."""
+    max_candidates_per_location: int = 200
+    """Give up once this many candidates in a row were rejected."""
+    land_filter: bool = False
+    """Reject candidates whose footprint is mostly water (needs the 'land' extra unless land_mask is set)."""
+    max_water_fraction: float = 0.5
+    """Largest water fraction the land filter keeps."""
+    include: BaseGeometry | None = None
+    """EPSG:4326 areas every new footprint must lie in."""
+    exclude: BaseGeometry | None = None
+    """EPSG:4326 areas every new footprint must keep clear of."""
+    land_mask: LandMask | None = field(default=None, compare=False)
+    """``is_land(lon, lat)`` replacing the default global-land-mask lookup."""
+    polygon_segment_m: float = 1000.0
+    """Longest edge segment of the EPSG:4326 footprint polygons written as geometry."""
+
+
+class _Placed:
+    """Footprints accepted so far (existing first): growable arrays plus their grid index (same ids)."""
+
+    FIELDS = ("lon", "lat", "zone", "e", "n", "half")
+
+    def __init__(self, cell_deg: float) -> None:
+        self.size = 0
+        self.data: dict[str, NDArray[Any]] = {f: np.zeros(1024, np.int64 if f == "zone" else np.float64)
+                                             for f in self.FIELDS}
+        self.grid = LatLonGrid(cell_deg)
+
+    def add(self, **cols: NDArray[Any]) -> None:
+        m = len(cols["lon"])
+        if self.size + m > len(self.data["lon"]):
+            cap = max(2 * len(self.data["lon"]), self.size + m)
+            for f, a in self.data.items():
+                grown = np.zeros(cap, a.dtype)
+                grown[: self.size] = a[: self.size]
+                self.data[f] = grown
+        for f in self.FIELDS:
+            self.data[f][self.size:self.size + m] = cols[f]
+        self.grid.insert(cols["lon"], cols["lat"])
+        self.size += m
+
+    def __getitem__(self, f: str) -> NDArray[Any]:
+        return self.data[f][: self.size]
+
+
+def sample_locations(cities: pd.DataFrame, n: int, footprint_m: float, sigma_m: float, seed: int,
+                     options: SamplerOptions | None = None,
+                     existing: gpd.GeoDataFrame | None = None) -> gpd.GeoDataFrame:
+    """Place locations until ``n`` exist in total (``existing`` rows kept, with their ids); see the module doc.
+
+    ``cities``: columns city_id, name, country, lon, lat, population (candidate order = row order).
+    Returns the GeoDataFrame of :data:`COLUMNS` (existing rows first, then new ones in acceptance order);
+    ``attrs[STATE_KEY]`` holds what an extension needs to continue the stream, ``attrs[STATS_KEY]`` counts.
+    """
+    opt = options or SamplerOptions()
+    _check_args(n, footprint_m, sigma_m, seed, opt)
+    cities = _check_cities(cities)
+    half = float(footprint_m) / 2.0
+    old = _existing(existing, footprint_m)
+    n_old = len(old["lon"])
+    include, exclude = prepared(opt.include), prepared(opt.exclude)
+    key = params_key(cities, footprint_m, sigma_m, seed, opt)
+    state = dict(existing.attrs.get(STATE_KEY) or {}) if existing is not None else {}
+    if n_old and state.get("params_key") == key:
+        stream_id, start = int(state["stream_id"]), int(state["next_candidate"])
+    else:
+        stream_id, start = (n_old if n_old else 0), 0
+    footprint_all = max([float(footprint_m)] + ([float(old["half"].max()) * 2.0] if n_old else []))
+    out_state = {"version": ALGORITHM_VERSION, "params_key": key, "stream_id": stream_id,
+                 "next_candidate": start, "footprint_m": footprint_all, "sigma_m": float(sigma_m),
+                 "seed": int(seed), "city_choice": opt.city_choice, "n_cities": len(cities)}
+    stats: dict[str, Any] = {"existing": n_old, "placed": 0, "candidates": 0, "batches": 0,
+                             "rejected": dict.fromkeys(REASONS, 0)}
+    if n <= n_old:
+        return _frame(old, None, cities, out_state, stats, opt, half)
+
+    weights = cities["population"].to_numpy(np.float64) if opt.city_choice == "population" else None
+    stream = CandidateStream(cities["lon"].to_numpy(), cities["lat"].to_numpy(), sigma_m,
+                             seed_words(seed, stream_id), weights)
+    is_land = (opt.land_mask or load_land_mask()) if opt.land_filter else None
+    max_half = max([half] + ([float(old["half"].max())] if n_old else []))
+    placed = _Placed(math.degrees(float(centre_distance_bound(half, max_half)) / M_MIN))
+    placed.add(**{f: old[f] for f in _Placed.FIELDS})
+    batch_grid = LatLonGrid(math.degrees(float(centre_distance_bound(half, half)) / M_MIN))
+    need, pos, run, rate = n - n_old, start, 0, 0.8
+    counts = np.zeros(len(REASONS) + 1, dtype=np.int64)
+    new: list[tuple[Candidates, NDArray[np.int64]]] = []
+    maxc = opt.max_candidates_per_location
+    while need > 0:
+        length = int(min(max(math.ceil(need / rate * 1.1) + 256, BLOCK), MAX_BATCH))
+        stop = -(-(pos + length) // BLOCK) * BLOCK
+        cand = stream.take(pos, stop)
+        reason, zone, e, nn = _decide(cand, placed, batch_grid, half, opt, include, exclude, is_land)
+        stats["batches"] += 1
+        acc = np.flatnonzero(reason == 0)
+        prev = np.concatenate([[-1 - run], acc[:-1]])
+        k = min(need, len(acc))
+        bad = np.flatnonzero(acc[:k] - prev[:k] - 1 >= maxc)
+        fail_at: int | None = None
+        if len(bad):
+            k = int(bad[0])
+            fail_at = int(prev[k]) + maxc
+        elif k < need:
+            tail_prev = int(acc[-1]) if len(acc) else -1 - run
+            if len(cand) - 1 - tail_prev >= maxc:
+                fail_at = tail_prev + maxc
+        end = fail_at if fail_at is not None else (int(acc[k - 1]) if k == need else len(cand) - 1)
+        counts += np.bincount(reason[: end + 1], minlength=len(REASONS) + 1)
+        take = acc[:k]
+        placed.add(lon=cand.lon[take], lat=cand.lat[take], zone=zone[take], e=e[take], n=nn[take],
+                   half=np.full(k, half))
+        new.append((cand, take))
+        need -= k
+        pos = cand.start + end + 1
+        run = end - (int(acc[k - 1]) if k else -1 - run)
+        processed = pos - start
+        rate = max((n - n_old - need) / max(processed, 1), 0.01)
+        if fail_at is not None:
+            rej = {r: int(c) for r, c in zip(REASONS, counts[1:], strict=True)}
+            placed_n = n - need
+            raise SamplingError(
+                f"placed {placed_n} of {n} locations, then {maxc} candidates in a row were rejected "
+                f"({_reasons_text(rej)}) after {processed} candidates: the cities are saturated for this "
+                "footprint and sigma; ask for fewer locations, use more cities or a larger sigma, or raise "
+                "max_candidates_per_location", placed=placed_n, requested=n, rejected=rej)
+    out_state["next_candidate"] = pos
+    stats.update(placed=n - n_old, candidates=pos - start,
+                 rejected={r: int(c) for r, c in zip(REASONS, counts[1:], strict=True)})
+    return _frame(old, new, cities, out_state, stats, opt, half)
+
+
+def _reasons_text(rej: dict[str, int]) -> str:
+    return ", ".join(f"{v} {k}" for k, v in rej.items() if v) or "none"
+
+
+def _decide(c: Candidates, placed: _Placed, batch_grid: LatLonGrid, half: float, opt: SamplerOptions,
+            include: BaseGeometry | None, exclude: BaseGeometry | None, is_land: LandMask | None
+            ) -> tuple[NDArray[np.int8], NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]:
+    """Reason code of every candidate of a batch (0 accepted) as the in-order loop would decide it."""
+    m = len(c)
+    reason = np.zeros(m, dtype=np.int8)
+    lat_ok = (c.lat >= UTM_LAT_MIN) & (c.lat <= UTM_LAT_MAX)
+    reason[~lat_ok] = 1
+    zone = utm_zone(c.lon)
+    e = np.full(m, np.nan)
+    nn = np.full(m, np.nan)
+    ok = np.flatnonzero(lat_ok)
+    e[ok], nn[ok] = to_utm(c.lon[ok], c.lat[ok], zone[ok])
+    hv = np.full(m, half)
+    cs = Squares(c.lon, c.lat, zone, e, nn, hv)
+    if placed.size and len(ok):
+        ps = Squares(*(placed[f] for f in _Placed.FIELDS))
+        qi, xi = placed.grid.query(c.lon[ok], c.lat[ok], float(centre_distance_bound(half, ps.half.max())))
+        q = ok[qi]
+        reason[q[overlaps(cs, q, ps, xi)]] = 2
+    alive = np.flatnonzero(reason == 0)
+    filt = np.zeros(len(alive), dtype=np.int8)
+    if len(alive):
+        a_lon, a_lat, a_zone, a_half = c.lon[alive], c.lat[alive], zone[alive], hv[alive]
+        if is_land is not None:
+            filt[water_fraction(a_lon, a_lat, a_zone, a_half, is_land) > opt.max_water_fraction] = 5
+        in_ex, out_in = area_rejects(a_lon, a_lat, a_zone, a_half, include, exclude)
+        filt[out_in] = 4
+        filt[in_ex] = 3
+    batch_grid.insert(c.lon[alive], c.lat[alive])
+    qi, xi = batch_grid.query(c.lon[alive], c.lat[alive], float(centre_distance_bound(half, half)))
+    batch_grid.clear()
+    keep = xi < qi
+    qi, xi = qi[keep], xi[keep]
+    hit = overlaps(cs, alive[qi], cs, alive[xi])
+    later, earlier = qi[hit], xi[hit]
+    accepted = resolve_in_order(len(alive), later, earlier, filt == 0)
+    overlapped = np.zeros(len(alive), dtype=bool)
+    overlapped[later[accepted[earlier]]] = True
+    reason[alive] = np.where(accepted, 0, np.where(overlapped, 2, filt))
+    return reason, zone, e, nn
+
+
+def _check_args(n: int, footprint_m: float, sigma_m: float, seed: int, opt: SamplerOptions) -> None:
+    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 0:
+        raise SamplingError(f"the location count must be a whole number >= 0, got {n!r}")
+    for name, v in (("footprint_m", footprint_m), ("sigma_m", sigma_m)):
+        if not isinstance(v, int | float | np.number) or not math.isfinite(v) or v <= 0:
+            raise SamplingError(f"{name} must be a finite number of metres > 0, got {v!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
+        raise SamplingError(f"seed must be an integer, got {seed!r}")
+    if opt.city_choice not in ("uniform", "population"):
+        raise SamplingError(f"city_choice must be 'uniform' or 'population', got {opt.city_choice!r}")
+    if opt.max_candidates_per_location < 1:
+        raise SamplingError("max_candidates_per_location must be >= 1, "
+                            f"got {opt.max_candidates_per_location!r}")
+    if not 0.0 <= opt.max_water_fraction <= 1.0:
+        raise SamplingError(f"max_water_fraction must be within 0..1, got {opt.max_water_fraction!r}")
+    if not opt.polygon_segment_m > 0:
+        raise SamplingError(f"polygon_segment_m must be > 0, got {opt.polygon_segment_m!r}")
+
+
+def _check_cities(cities: pd.DataFrame) -> pd.DataFrame:
+    missing = [c for c in CITY_COLUMNS if c not in cities.columns]
+    if missing:
+        raise SamplingError(f"the city table lacks column(s) {missing}; it needs {', '.join(CITY_COLUMNS)}")
+    if len(cities) == 0:
+        raise SamplingError("the city table is empty; lower min_population or use another city source")
+    lon, lat = cities["lon"].to_numpy(np.float64), cities["lat"].to_numpy(np.float64)
+    if not (np.isfinite(lon).all() and np.isfinite(lat).all()) or (np.abs(lat) > 90).any():
+        raise SamplingError("the city table has missing or out-of-range lon/lat values; fix or drop those rows")
+    return cities.reset_index(drop=True)
+
+
+def _existing(existing: gpd.GeoDataFrame | None, footprint_m: float) -> dict[str, NDArray[Any]]:
+    """Arrays of the existing locations; half sides from the file's state, else from their geometry."""
+    if existing is None or len(existing) == 0:
+        z = np.zeros(0)
+        return {"id": z.astype(np.int64), "lon": z, "lat": z, "zone": z.astype(np.int64), "e": z, "n": z,
+                "half": z, "epsg": z.astype(np.int32), "rows": None}
+    missing = [c for c in COLUMNS if c not in existing.columns]
+    if missing:
+        raise SamplingError(f"the existing locations lack column(s) {missing}; pass a locations.parquet "
+                            "written by this sampler, or move it away to start afresh")
+    ids = existing["location_id"].to_numpy(np.int64)
+    if len(np.unique(ids)) != len(ids):
+        raise SamplingError("the existing locations have duplicate location_id values; fix the file")
+    lon, lat = existing["lon"].to_numpy(np.float64), existing["lat"].to_numpy(np.float64)
+    try:
+        zone = zone_of_epsg(existing["epsg"].to_numpy())
+    except ValueError as err:
+        raise SamplingError(f"the existing locations: {err}; fix the epsg column") from None
+    e, n = to_utm(lon, lat, zone)
+    state = existing.attrs.get(STATE_KEY) or {}
+    if "footprint_m" in state:
+        half = np.full(len(lon), float(state["footprint_m"]) / 2.0)
+    else:
+        half = _half_from_geometry(existing.geometry.to_numpy(), zone, e, n)
+    return {"id": ids, "lon": lon, "lat": lat, "zone": zone, "e": e, "n": n, "half": half,
+            "epsg": existing["epsg"].to_numpy(np.int32), "rows": existing}
+
+
+def _half_from_geometry(geoms: NDArray[np.object_], zone: NDArray[np.int64], e: NDArray[np.float64],
+                        n: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Half side of each footprint polygon: its largest vertex offset from the centre in its own zone."""
+    xy, idx = shapely.get_coordinates(geoms, return_index=True)
+    ve, vn = to_utm(xy[:, 0], xy[:, 1], zone[idx])
+    off = np.maximum(np.abs(ve - e[idx]), np.abs(vn - n[idx]))
+    half = np.zeros(len(geoms))
+    np.maximum.at(half, idx, off)
+    return half
+
+
+def params_key(cities: pd.DataFrame, footprint_m: float, sigma_m: float, seed: int,
+               opt: SamplerOptions) -> str:
+    """Digest of everything that decides the candidate stream and its acceptance (not the count)."""
+    h = hashlib.sha256()
+    for col, dt in (("city_id", np.int64), ("lon", np.float64), ("lat", np.float64), ("population", np.int64)):
+        h.update(cities[col].to_numpy(dt).tobytes())
+    for g in (opt.include, opt.exclude):
+        h.update(b"-" if g is None else hashlib.sha256(shapely.to_wkb(shapely.normalize(g))).digest())
+    mask = "none" if not opt.land_filter else ("global-land-mask" if opt.land_mask is None
+                                                else getattr(opt.land_mask, "__qualname__", "custom"))
+    h.update(json.dumps([ALGORITHM_VERSION, repr(float(footprint_m)), repr(float(sigma_m)), int(seed),
+                         opt.city_choice, mask, repr(float(opt.max_water_fraction))]).encode())
+    return h.hexdigest()[:32]
+
+
+def _frame(old: dict[str, Any], new: list[tuple[Candidates, NDArray[np.int64]]] | None, cities: pd.DataFrame,
+           state: dict[str, Any], stats: dict[str, Any], opt: SamplerOptions, half: float) -> gpd.GeoDataFrame:
+    cols: dict[str, list[Any]] = {c: [] for c in COLUMNS}
+    rows = old["rows"]
+    if rows is not None:
+        cols["location_id"].append(old["id"])
+        cols["lon"].append(old["lon"])
+        cols["lat"].append(old["lat"])
+        cols["epsg"].append(old["epsg"])
+        for c in ("city", "country"):
+            cols[c].append(rows[c].astype(str).to_numpy(object))
+        cols["city_id"].append(rows["city_id"].to_numpy(np.int64))
+        cols["dist_m"].append(rows["dist_m"].to_numpy(np.float64))
+        cols["geometry"].append(rows.geometry.to_numpy())
+    next_id = int(old["id"].max()) + 1 if len(old["id"]) else 0
+    for cand, take in new or []:
+        if len(take) == 0:
+            continue
+        lon, lat, city = cand.lon[take], cand.lat[take], cand.city[take]
+        cols["location_id"].append(np.arange(next_id, next_id + len(take), dtype=np.int64))
+        next_id += len(take)
+        cols["lon"].append(lon)
+        cols["lat"].append(lat)
+        cols["epsg"].append(utm_epsg(lon, lat))
+        cols["city"].append(cities["name"].to_numpy(object)[city])
+        cols["country"].append(cities["country"].to_numpy(object)[city])
+        cols["city_id"].append(cities["city_id"].to_numpy(np.int64)[city])
+        cols["dist_m"].append(cand.dist_m[take])
+        cols["geometry"].append(footprint_polygons(lon, lat, utm_zone(lon), np.full(len(lon), half),
+                                                   opt.polygon_segment_m))
+    dtypes = {"location_id": np.int64, "lon": np.float64, "lat": np.float64, "epsg": np.int32,
+              "city": object, "country": object, "city_id": np.int64, "dist_m": np.float64, "geometry": object}
+    data = {c: (np.concatenate(v) if v else np.zeros(0, dtype=dtypes[c])).astype(dtypes[c]) for c, v in cols.items()}
+    df = pd.DataFrame({c: data[c] for c in COLUMNS[:-1]})
+    for c in ("city", "country"):
+        df[c] = df[c].astype(str)
+    gdf = gpd.GeoDataFrame(df, geometry=gpd.GeoSeries(data["geometry"], crs="EPSG:4326"), crs="EPSG:4326")
+    gdf.attrs[STATE_KEY] = state
+    gdf.attrs[STATS_KEY] = stats
+    return gdf
