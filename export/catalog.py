@@ -79,8 +79,9 @@ def location_extras(out: Path) -> dict[int, dict[str, Any]]:
     res: dict[int, dict[str, Any]] = {}
     for row in df[["location_id", *keep]].itertuples(index=False):
         d = row._asdict()
-        res[int(d.pop("location_id"))] = {k: (float(v) if isinstance(v, float | np.floating) else str(v))
-                                          for k, v in d.items() if v is not None and v == v}
+        loc = int(d.pop("location_id"))
+        res[loc] = {k: (float(v) if isinstance(v, float | np.floating) else str(v))
+                    for k, v in d.items() if v is not None and v == v}
     return res
 
 

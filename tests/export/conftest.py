@@ -49,6 +49,23 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
             w.write(Entry(loc, "complete", time="2026-01-01T00:00:00Z"))
         for loc, reason in ((4, Reason.TOO_CLOUDY), (6, Reason.NODATA), (7, Reason.SOURCE_ERROR)):
             w.write(Entry(loc, "failed", reason=reason.value, time="2026-01-01T00:00:00Z"))
+    write_locations(out, [*IDS, 4, 6, 7])
     build(out)
     write_catalog(out)
     return out
+
+
+def write_locations(out: Path, ids: list[int]) -> None:
+    """A sampler-like ``locations.parquet`` (GeoParquet, EPSG:4326 footprints) for ``ids``."""
+    import geopandas as gpd
+    import numpy as np
+    from shapely.geometry import box
+
+    rng = np.random.default_rng(1)
+    lon = rng.uniform(-170, 170, len(ids))
+    lat = rng.uniform(-60, 65, len(ids))
+    gdf = gpd.GeoDataFrame({
+        "location_id": ids, "lon": lon, "lat": lat, "epsg": [32632] * len(ids),
+        "city": [f"city{i}" for i in ids], "country": ["XX"] * len(ids), "city_id": ids, "dist_m": [100.0] * len(ids),
+    }, geometry=[box(x - 0.01, y - 0.01, x + 0.01, y + 0.01) for x, y in zip(lon, lat, strict=True)], crs=4326)
+    gdf.to_parquet(out / "locations.parquet")

@@ -109,6 +109,7 @@ def test_catalog_items_point_at_their_samples(built: Path) -> None:
         derived = item.get_links("derived_from")
         assert [link.title for link in derived] == ds.scene_id.values[sample].tolist()
         assert item.datetime is None and item.properties["start_datetime"] <= item.properties["end_datetime"]
+        assert item.properties["ssl4eo:city"] == f"city{item.properties['ssl4eo:location_id']}"
 
 
 def test_catalog_validates_offline(built: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,72 @@
+"""``ssl4eo verify`` finds a corrupted chunk, a missing item, NaN and all-nodata samples; exits 1 listing them."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from export.layout import bands_shard_key
+from export.verify import verify
+from pipeline.cli import main as cli
+
+
+@pytest.fixture
+def copy(built: Path, tmp_path: Path) -> Path:
+    dest = tmp_path / "out"
+    shutil.copytree(built, dest)
+    return dest
+
+
+def test_clean_output_verifies(built: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli(["verify", str(built)]) == 0
+    assert "verify: ok: 20 samples, 6 shards, 40 items" in capsys.readouterr().out
+
+
+def test_corrupted_chunk_and_missing_item_are_listed(copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    shard = copy / "dataset.zarr" / bands_shard_key("s2_l2a", 1)
+    raw = bytearray(shard.read_bytes())
+    mid = len(raw) // 3
+    raw[mid : mid + 16] = bytes(b ^ 0x5A for b in raw[mid : mid + 16])
+    shard.write_bytes(bytes(raw))
+    item = next((copy / "catalog" / "s1_rtc" / "items").glob("s1_rtc-0000021.json"))
+    item.unlink()
+    assert cli(["verify", str(copy)]) == 1
+    out = capsys.readouterr().out
+    assert "problem(s)" in out
+    assert "s2_l2a shard 1 (samples 8-15): file s2_l2a/bands/c/1/0/0/0/0 CRC32C" in out
+    assert "chunk does not decode" in out and "s2_l2a sample " in out
+    assert "s1_rtc item link ./items/s1_rtc-0000021.json does not resolve" in out
+    assert "no s1_rtc item for sample 4 (location 0000021)" in out
+
+
+def test_nan_nodata_and_mismatched_items_are_listed(copy: Path) -> None:
+    import zarr
+
+
+    store = zarr.open_group(copy / "dataset.zarr", mode="r+", use_consolidated=False)
+    s1 = store["s1_rtc"]["bands"]
+    s2 = store["s2_l2a"]["bands"]
+    block1 = s1[16:20]
+    block1[1, 2, 0, 3, 3] = np.nan
+    s1[16:20] = block1  # a whole (short, last) shard rewritten through zarr: the stored CRC no longer matches
+    block2 = s2[16:20]
+    block2[0, 3] = 0
+    s2[16:20] = block2
+    (copy / "catalog" / "s2_l2a" / "items" / "s2_l2a-0000003.json").write_text(
+        (copy / "catalog" / "s2_l2a" / "items" / "s2_l2a-0000003.json").read_text()
+        .replace('"ssl4eo:location_id": 3', '"ssl4eo:location_id": 4'))
+    problems = verify(copy).problems
+    text = "\n".join(problems)
+    assert "s1_rtc sample 17 (location 0010946) season 2: holds NaN" in text
+    assert "s2_l2a sample 16 (location 0006765) season 3: all pixels are nodata (0.0)" in text
+    assert "s1_rtc shard 2 (samples 16-19): file s1_rtc/bands/c/2/0/0/0/0 CRC32C" in text
+    assert "catalog item s2_l2a-0000003: location 4 != store sample 0's location 3" in text
+
+
+def test_missing_store_and_index(tmp_path: Path, copy: Path) -> None:
+    assert "missing; run 'ssl4eo shard'" in verify(tmp_path).problems[0]
+    (copy / "dataset.parquet").unlink()
+    assert any("dataset.parquet: missing" in p for p in verify(copy).problems)
