@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from pipeline.archive.httpd import LOOPBACK, TIMEOUT_FIX, Child, Deadline, child_env, free_port, guard_argv, run_step
 from pipeline.errors import ArchiveError
@@ -167,6 +168,25 @@ class PgCluster:
             self.child.stop()
 
 
+def numeric_queryables(items: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
+    """JSON-schema definitions of the item properties that are numbers in every item that has them.
+
+    pgstac reads a property it has no queryable for as text: filters still compare numbers numerically, but
+    ``sortby`` on ``eo:cloud_cover`` would order 10 < 3 < 49.5. Registering these (as Planetary Computer does)
+    makes pgstac read them with ``to_int``/``to_float`` and lists them under ``/queryables``.
+    """
+    kinds: dict[str, set[type]] = {}
+    for item in items:
+        for name, value in item.get("properties", {}).items():
+            if value is not None:
+                kinds.setdefault(name, set()).add(bool if isinstance(value, bool) else type(value))
+    return {
+        name: {"title": name, "type": "integer" if ts == {int} else "number"}
+        for name, ts in sorted(kinds.items())
+        if ts <= {int, float}
+    }
+
+
 def _load_main(dsn: str, collections: list[Path], items: Path) -> None:
     from pypgstac.db import PgstacDB
     from pypgstac.load import Loader, Methods
@@ -179,8 +199,16 @@ def _load_main(dsn: str, collections: list[Path], items: Path) -> None:
         loader = Loader(db=db)
         loader.load_collections(iter([json.loads(p.read_text()) for p in collections]), Methods.insert)
         with items.open() as f:
-            loader.load_items(iter(json.loads(line) for line in f if line.strip()), Methods.insert)
-    print(f"pgstac {version}: migrate {t1 - t0:.2f} s, load {time.perf_counter() - t1:.2f} s", flush=True)
+            item_dicts = [json.loads(line) for line in f if line.strip()]
+        loader.load_items(iter(item_dicts), Methods.insert)
+        queryables = numeric_queryables(item_dicts)
+        if queryables:
+            db.connect().execute(
+                "SELECT upsert_queryables(%s::jsonb, NULL, NULL, false)",
+                [json.dumps({"type": "object", "properties": queryables})],
+            )
+    print(f"pgstac {version}: migrate {t1 - t0:.2f} s, load {time.perf_counter() - t1:.2f} s, "
+          f"numeric queryables: {', '.join(queryables) or 'none'}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
