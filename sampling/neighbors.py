@@ -37,7 +37,7 @@ class LatLonGrid:
         self.n = 0
         self._touched: list[NDArray[np.int64]] = []
 
-    def _cells(self, lon: NDArray[np.float64], lat: NDArray[np.float64]) -> NDArray[np.int64]:
+    def cells(self, lon: NDArray[np.float64], lat: NDArray[np.float64]) -> NDArray[np.int64]:
         rows = np.clip(np.floor((lat + 90.0) / self.h).astype(np.int64), 0, self.nrows - 1)
         cols = np.floor((lon + 180.0) / self.w).astype(np.int64) % self.ncols
         return rows * self.ncols + cols
@@ -47,7 +47,7 @@ class LatLonGrid:
         m = len(lon)
         if m == 0:
             return
-        cells = self._cells(np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64))
+        cells = self.cells(np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64))
         order = np.argsort(cells, kind="stable")
         cs = cells[order]
         ids = (order + self.n).astype(np.int32)

@@ -26,7 +26,7 @@ import shapely
 from numpy.typing import NDArray
 from shapely.geometry.base import BaseGeometry
 
-from sampling.candidates import BLOCK, Candidates, CandidateStream, seed_words
+from sampling.candidates import Candidates, CandidateStream, seed_words
 from sampling.filters import LandMask, area_rejects, footprint_polygons, load_land_mask, prepared, water_fraction
 from sampling.geometry import (
     M_MIN,
@@ -49,6 +49,10 @@ REASONS = ("latitude", "overlap", "exclude", "include", "water")
 STATE_KEY = "ssl4eo_sampler"
 STATS_KEY = "ssl4eo_sampler_stats"
 MAX_BATCH = 1 << 16
+MIN_BATCH = 64
+PAIR_BUDGET = 4_000_000
+"""Most near pairs one batch may examine among its own candidates; a batch whose candidates crowd into a few
+cells (a fresh hot spot) is cut short, so memory stays bounded whatever the density."""
 """Most candidates decided at once: small enough that hot spots do not make the in-batch pairs explode."""
 
 
@@ -157,10 +161,10 @@ def sample_locations(cities: pd.DataFrame, n: int, footprint_m: float, sigma_m: 
     new: list[tuple[Candidates, NDArray[np.int64]]] = []
     maxc = opt.max_candidates_per_location
     while need > 0:
-        length = int(min(max(math.ceil(need / rate * 1.1) + 256, BLOCK), MAX_BATCH))
-        stop = -(-(pos + length) // BLOCK) * BLOCK
-        cand = stream.take(pos, stop)
+        length = int(min(max(math.ceil(need / rate * 1.1) + 16, MIN_BATCH), MAX_BATCH))
+        cand = stream.take(pos, pos + length)
         reason, zone, e, nn = _decide(cand, placed, batch_grid, half, opt, include, exclude, is_land)
+        m = len(reason)  # may be a prefix of the batch (see PAIR_BUDGET)
         stats["batches"] += 1
         acc = np.flatnonzero(reason == 0)
         prev = np.concatenate([[-1 - run], acc[:-1]])
@@ -172,9 +176,9 @@ def sample_locations(cities: pd.DataFrame, n: int, footprint_m: float, sigma_m: 
             fail_at = int(prev[k]) + maxc
         elif k < need:
             tail_prev = int(acc[-1]) if len(acc) else -1 - run
-            if len(cand) - 1 - tail_prev >= maxc:
+            if m - 1 - tail_prev >= maxc:
                 fail_at = tail_prev + maxc
-        end = fail_at if fail_at is not None else (int(acc[k - 1]) if k == need else len(cand) - 1)
+        end = fail_at if fail_at is not None else (int(acc[k - 1]) if k == need else m - 1)
         counts += np.bincount(reason[: end + 1], minlength=len(REASONS) + 1)
         take = acc[:k]
         placed.add(lon=cand.lon[take], lat=cand.lat[take], zone=zone[take], e=e[take], n=nn[take],
@@ -232,18 +236,49 @@ def _decide(c: Candidates, placed: _Placed, batch_grid: LatLonGrid, half: float,
         in_ex, out_in = area_rejects(a_lon, a_lat, a_zone, a_half, include, exclude)
         filt[out_in] = 4
         filt[in_ex] = 3
-    batch_grid.insert(c.lon[alive], c.lat[alive])
-    qi, xi = batch_grid.query(c.lon[alive], c.lat[alive], float(centre_distance_bound(half, half)))
+    elig = alive[filt == 0]
+    keep_n = _within_pair_budget(batch_grid, c.lon[elig], c.lat[elig])
+    if keep_n < len(elig):  # cut the batch short before the first candidate over the budget
+        m = int(elig[keep_n])
+        reason, zone, e, nn = reason[:m], zone[:m], e[:m], nn[:m]
+        filt, alive, elig = filt[alive < m], alive[alive < m], elig[:keep_n]
+    dmax = float(centre_distance_bound(half, half))
+    batch_grid.insert(c.lon[elig], c.lat[elig])
+    qi, xi = batch_grid.query(c.lon[elig], c.lat[elig], dmax)
     batch_grid.clear()
     keep = xi < qi
     qi, xi = qi[keep], xi[keep]
-    hit = overlaps(cs, alive[qi], cs, alive[xi])
-    later, earlier = qi[hit], xi[hit]
-    accepted = resolve_in_order(len(alive), later, earlier, filt == 0)
-    overlapped = np.zeros(len(alive), dtype=bool)
-    overlapped[later[accepted[earlier]]] = True
-    reason[alive] = np.where(accepted, 0, np.where(overlapped, 2, filt))
+    hit = overlaps(cs, elig[qi], cs, elig[xi])
+    accepted = elig[resolve_in_order(len(elig), qi[hit], xi[hit], np.ones(len(elig), dtype=bool))]
+    reason[alive] = filt
+    reason[elig] = 2
+    reason[accepted] = 0
+    failed = alive[filt != 0]
+    if len(failed) and len(accepted):  # a filter reject that also overlaps an earlier acceptance: overlap
+        batch_grid.insert(c.lon[accepted], c.lat[accepted])
+        qi, xi = batch_grid.query(c.lon[failed], c.lat[failed], dmax)
+        batch_grid.clear()
+        keep = accepted[xi] < failed[qi]
+        qi, xi = qi[keep], xi[keep]
+        reason[failed[qi[overlaps(cs, failed[qi], cs, accepted[xi])]]] = 2
     return reason, zone, e, nn
+
+
+def _within_pair_budget(grid: LatLonGrid, lon: NDArray[np.float64], lat: NDArray[np.float64]) -> int:
+    """How many of these points (in order) fit the in-batch PAIR_BUDGET (estimate: 9 x earlier same-cell
+    points per point); at least one."""
+    if len(lon) < 2048:
+        return len(lon)
+    cells = grid.cells(lon, lat)
+    order = np.argsort(cells, kind="stable")
+    sc = cells[order]
+    first = np.ones(len(sc), dtype=bool)
+    first[1:] = sc[1:] != sc[:-1]
+    pos = np.arange(len(sc))
+    rank = np.empty(len(sc), dtype=np.int64)
+    rank[order] = pos - np.maximum.accumulate(np.where(first, pos, 0))
+    over = np.flatnonzero(np.cumsum(rank) * 9 > PAIR_BUDGET)
+    return max(int(over[0]), 1) if len(over) else len(lon)
 
 
 def _check_args(n: int, footprint_m: float, sigma_m: float, seed: int, opt: SamplerOptions) -> None:
