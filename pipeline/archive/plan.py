@@ -37,13 +37,13 @@ class CollectionSpec:
 
 ALL_SITES = tuple(s.name for s in SITES)
 COLLECTIONS: tuple[CollectionSpec, ...] = (
-    CollectionSpec("s2_l2a", ALL_SITES, 4000.0, (-19, -4, 11)),
-    CollectionSpec("s2_l1c", ("Munich", "London", "Nairobi"), 4000.0, (-4, 11)),
+    CollectionSpec("s2_l2a", ALL_SITES, 5000.0, (-19, -4, 11)),
+    CollectionSpec("s2_l1c", ("Munich", "London", "Nairobi"), 5000.0, (-4, 11)),
     CollectionSpec("landsat_oli_sr", ALL_SITES, 6000.0, (-12, 5)),
     CollectionSpec("landsat_oli_toa", ("Munich", "Sao Paulo"), 6000.0, (-12, 5)),
-    CollectionSpec("enmap_l2a", ("Munich", "Nairobi", "Tromso"), 3000.0, (-8,)),
+    CollectionSpec("enmap_l2a", ("Munich", "Nairobi", "Tromso"), 2500.0, (-8,)),
 )
-S1_SPEC = CollectionSpec("s1_grd", ALL_SITES, 4000.0, ())
+S1_SPEC = CollectionSpec("s1_grd", ALL_SITES, 5000.0, ())
 """Sentinel-1 follows Sentinel-2 L2A: one acquisition per optical one, -3..+4 days away (some further)."""
 
 SITE_MIXTURE: dict[str, dict[int, float]] = {

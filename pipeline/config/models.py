@@ -57,6 +57,14 @@ class ArchiveConfig(Strict):
 
 
 class SamplingConfig(Strict):
+    @model_validator(mode="before")
+    @classmethod
+    def _default_sigma(cls, data: object) -> object:
+        if isinstance(data, dict) and data.get("sigma_m") is None:
+            cities = data.get("cities", "archive-sites")
+            data = {**data, "sigma_m": 50000.0 if cities == "geonames" else 2000.0}
+        return data
+
     n_locations: int = Field(32, ge=0, description="Locations to place (kept ids are extended, never changed).")
     seed: int = Field(42, description="Seed of every random draw of the sampler.")
     cities: Literal["geonames", "archive-sites"] = Field(
@@ -69,7 +77,12 @@ class SamplingConfig(Strict):
         15000, ge=0, description="Drop cities below this population (0-population rows are always dropped)."
     )
     city_choice: Literal["uniform", "population"] = Field("uniform", description="How a candidate's city is drawn.")
-    sigma_m: float = Field(2500.0, gt=0, description="Std-dev of the Gaussian offset from the city, metres.")
+    sigma_m: float = Field(
+        None,  # type: ignore[arg-type]  # resolved by _default_sigma before validation
+        gt=0,
+        description="Std-dev of the Gaussian offset from the city, metres (default: 50000 with 'geonames' as "
+        "SSL4EO, 2000 with 'archive-sites', whose scenes cover a few km around each site).",
+    )
     margin_m: float = Field(0.0, ge=0, description="Extra footprint margin, metres (added to each side).")
     oversample: float = Field(
         1.0, ge=1.0, description="Place n_locations * oversample, for locations expected to fail download."

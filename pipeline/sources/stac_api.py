@@ -31,7 +31,15 @@ class StacApiSource:
                 "the service is reachable"
             ) from None
         self.url = url
-        self._filter = self._client.conforms_to("FILTER") if hasattr(self._client, "conforms_to") else False
+        self._sort = self._conforms("SORT")
+
+    def _conforms(self, name: str) -> bool:
+        try:
+            from pystac_client.conformance import ConformanceClasses
+
+            return bool(self._client.conforms_to(ConformanceClasses[name]))
+        except Exception:
+            return False
 
     def search(self, q: SearchQuery) -> list[SceneRef]:
         kw: dict = {}
@@ -41,8 +49,8 @@ class StacApiSource:
         try:
             search = self._client.search(
                 collections=[q.collection], bbox=list(q.bbox), datetime=(q.start, q.end), max_items=q.limit,
-                sortby=[{"field": "properties.eo:cloud_cover", "direction": "asc"}] if q.max_cloud is not None
-                else None, **kw)
+                sortby=[{"field": "properties.eo:cloud_cover", "direction": "asc"}]
+                if q.max_cloud is not None and self._sort else None, **kw)
             items = list(search.items())
         except APIError as e:
             raise SourceError(f"STAC API {self.url!r} rejected a search of {q.collection!r}: {str(e)[:160]}") from None

@@ -19,10 +19,10 @@ def main(cfg: Config, out: Path) -> int:
 
 
 def download(cfg: Config, out: Path) -> DownloadSummary:
-    tasks = read_tasks(out)
     from tqdm import tqdm
 
     with resolved_source(cfg) as spec:
+        tasks = read_tasks(out)
         params = fetch_params(cfg, spec)
         d = cfg.dask
         with dask_client(d.scheduler, n_workers=d.n_workers, threads_per_worker=d.threads_per_worker,

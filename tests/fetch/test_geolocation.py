@@ -20,8 +20,8 @@ from pipeline.sources import SourceSpec, open_source
 
 POINTS = {
     "munich": (11.57, 48.13),
-    "london-west-zone30": (-0.02, 51.50),  # on the zone-30 grid; scenes come from both zones' tiles
-    "london-east-zone31": (0.03, 51.51),
+    "london-west-zone30": (-0.02, 51.47),  # on the zone-30 grid; scenes come from both zones' tiles
+    "london-east-zone31": (0.015, 51.485),
     "tromso-69N": (18.95, 69.65),
     "sao-paulo-south": (-46.64, -23.55),
 }
