@@ -187,6 +187,37 @@ LANDSAT_OLI_TOA = Product(
 )
 
 
+# Landsat 4-5 TM and Landsat 7 ETM+ (Collection 2; same collections as OLI, told apart by platform)
+_TM_SR = [("SR_B1", "blue", 485), ("SR_B2", "green", 560), ("SR_B3", "red", 660), ("SR_B4", "nir08", 830),
+          ("SR_B5", "swir16", 1650), ("SR_B7", "swir22", 2215)]
+_TM_TOA = [("B1", "blue", 485), ("B2", "green", 560), ("B3", "red", 660), ("B4", "nir08", 830),
+           ("B5", "swir16", 1650), ("B6", "lwir", 11450), ("B7", "swir22", 2215)]
+_ETM_SR = [("SR_B1", "blue", 483), ("SR_B2", "green", 560), ("SR_B3", "red", 662), ("SR_B4", "nir08", 835),
+           ("SR_B5", "swir16", 1648), ("SR_B7", "swir22", 2206)]
+_ETM_TOA = [("B1", "blue", 483), ("B2", "green", 560), ("B3", "red", 662), ("B4", "nir08", 835),
+            ("B5", "swir16", 1648), ("B6_VCID_1", "lwir", 11335), ("B6_VCID_2", "lwir_high", 11335),
+            ("B7", "swir22", 2206), ("B8", "pan", 706)]
+
+
+def _landsat(name: str, collection: str, table: list, platforms: tuple[str, ...], what: str) -> Product:
+    return Product(
+        name=name, collection=collection, kind="optical",
+        bands=tuple(Band(n, a, 30, 1, c, None, a) for n, a, c in table), dtype="uint16", nodata=0, resolution_m=30,
+        default_patch_px=264, mask_asset="qa_pixel", platforms=platforms, description=what,
+        providers=("USGS", "Microsoft") if collection.endswith("l2") else ("USGS",), license="proprietary",
+    )
+
+
+LANDSAT_TM_SR = _landsat("landsat_tm_sr", "landsat-c2-l2", _TM_SR, ("landsat-4", "landsat-5"),
+                         "Landsat 4-5 TM Collection 2 Level-2 surface reflectance, 6 bands")
+LANDSAT_TM_TOA = _landsat("landsat_tm_toa", "landsat-c2-l1", _TM_TOA, ("landsat-4", "landsat-5"),
+                          "Landsat 4-5 TM Collection 2 Level-1 (TOA via per-band scale/offset), 7 bands")
+LANDSAT_ETM_SR = _landsat("landsat_etm_sr", "landsat-c2-l2", _ETM_SR, ("landsat-7",),
+                          "Landsat 7 ETM+ Collection 2 Level-2 surface reflectance, 6 bands")
+LANDSAT_ETM_TOA = _landsat("landsat_etm_toa", "landsat-c2-l1", _ETM_TOA, ("landsat-7",),
+                           "Landsat 7 ETM+ Collection 2 Level-1 (TOA via per-band scale/offset), 9 bands")
+
+
 def _enmap_bands() -> tuple[Band, ...]:
     """224 EnMAP bands: 91 VNIR (418-993 nm) and 133 SWIR (902-2446 nm), approximating the sensor's sampling."""
     out = []
@@ -223,7 +254,9 @@ ENMAP_L2A = Product(
 ENMAP_KEEP_BANDS = tuple(list(range(1, 127)) + list(range(142, 161)) + list(range(168, 225)))
 
 PRODUCTS: dict[str, Product] = {
-    p.name: p for p in (S2_L2A, S2_L1C, S1_GRD, S1_RTC, LANDSAT_OLI_SR, LANDSAT_OLI_TOA, ENMAP_L2A)
+    p.name: p
+    for p in (S2_L2A, S2_L1C, S1_GRD, S1_RTC, LANDSAT_OLI_SR, LANDSAT_OLI_TOA, LANDSAT_TM_SR, LANDSAT_TM_TOA,
+              LANDSAT_ETM_SR, LANDSAT_ETM_TOA, ENMAP_L2A)
 }
 
 

@@ -213,8 +213,10 @@ def _write_catalog(root: Path, items: list[dict]) -> None:
     by_col: dict[str, list[pystac.Item]] = {}
     for d in items:
         by_col.setdefault(d["collection"], []).append(pystac.Item.from_dict(d))
+    written: set[str] = set()
     for prod in PRODUCTS.values():
-        if prod.collection in by_col:
+        if prod.collection in by_col and prod.collection not in written:
+            written.add(prod.collection)
             col = collection_for(prod, by_col[prod.collection])
             (root / f"stac/collections/{prod.collection}.json").write_text(
                 json.dumps(col.to_dict(include_self_link=False), indent=1))

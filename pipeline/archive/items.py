@@ -36,10 +36,10 @@ def _scale_offset(product: str, band_name: str) -> tuple[float, float, str]:
     """(scale, offset, unit) turning stored DN into physical values."""
     if product in ("s2_l2a", "s2_l1c"):
         return 1e-4, -truth.S2_OFFSET_DN * 1e-4, "reflectance"
-    if product == "landsat_oli_sr":
+    if product.startswith("landsat") and product.endswith("_sr"):
         return truth.LANDSAT_SR_SCALE, truth.LANDSAT_SR_OFFSET, "reflectance"
-    if product == "landsat_oli_toa":
-        if band_name in ("B10", "B11"):
+    if product.startswith("landsat") and product.endswith("_toa"):
+        if band_name.startswith(("B10", "B11", "B6")):
             return truth.LANDSAT_ST_SCALE, truth.LANDSAT_ST_OFFSET, "kelvin"
         return truth.LANDSAT_TOA_SCALE, truth.LANDSAT_TOA_OFFSET, "reflectance"
     if product == "enmap_l2a":
@@ -97,7 +97,8 @@ def scene_item(scene: Scene) -> pystac.Item:
         props["s2:processing_baseline"] = "05.10"
         props["s2:product_type"] = "S2MSI2A" if scene.product == "s2_l2a" else "S2MSI1C"
     elif scene.product.startswith("landsat"):
-        props["instruments"] = ["oli", "tirs"]
+        props["instruments"] = {"landsat-7": ["etm+"], "landsat-5": ["tm"], "landsat-4": ["tm"]}.get(
+            scene.platform, ["oli", "tirs"])
         path, row = int(scene.item_id[10:13]), int(scene.item_id[13:16])
         props["landsat:wrs_path"], props["landsat:wrs_row"] = f"{path:03d}", f"{row:03d}"
         props["landsat:collection_category"] = "T1"
@@ -149,6 +150,12 @@ def asset_path(scene: Scene, key: str) -> str:
     return f"cogs/{scene.collection}/{scene.item_id}/{key}.tif"
 
 
+COLLECTION_TEXT = {
+    "landsat-c2-l2": "Landsat 4-9 (TM, ETM+, OLI) Collection 2 Level-2 surface reflectance, per-band COGs",
+    "landsat-c2-l1": "Landsat 4-9 (TM, ETM+, OLI-TIRS) Collection 2 Level-1 (TOA via per-band scale/offset)",
+}
+
+
 def collection_for(product: Product, items: list[pystac.Item]) -> pystac.Collection:
     bboxes = [i.bbox for i in items]
     spatial = [min(b[0] for b in bboxes), min(b[1] for b in bboxes), max(b[2] for b in bboxes),
@@ -156,7 +163,8 @@ def collection_for(product: Product, items: list[pystac.Item]) -> pystac.Collect
     times = sorted(i.datetime for i in items if i.datetime)
     col = pystac.Collection(
         id=product.collection,
-        description=product.description + " (ssl4eo-curate embedded local archive)",
+        description=COLLECTION_TEXT.get(product.collection, product.description)
+        + " (ssl4eo-curate embedded local archive)",
         extent=pystac.Extent(pystac.SpatialExtent([spatial]), pystac.TemporalExtent([[times[0], times[-1]]])),
         license=product.license,
         providers=[pystac.Provider(name=n, roles=[pystac.ProviderRole.PRODUCER if k == 0 else

@@ -18,7 +18,6 @@ from pipeline.archive.sites import SITES, Site
 from pipeline.products import PRODUCTS
 
 ARCHIVE_VERSION = 1
-YEARS = (2023, 2024)
 REFERENCE_DATES = ("03-20", "06-21", "09-22", "12-21")
 
 
@@ -33,6 +32,9 @@ class CollectionSpec:
     offsets_days: tuple[int, ...]
     """Acquisitions relative to each reference date of each year (+ a per-site jitter of -2..+2 days)."""
     hour_utc_at_greenwich: float = 10.5
+    years: tuple[int, ...] = (2023, 2024)
+    platforms: tuple[str, ...] = ()
+    """Platforms flying in those years (default: the product's)."""
 
 
 ALL_SITES = tuple(s.name for s in SITES)
@@ -41,6 +43,10 @@ COLLECTIONS: tuple[CollectionSpec, ...] = (
     CollectionSpec("s2_l1c", ("Munich", "London", "Nairobi"), 5000.0, (-4, 11)),
     CollectionSpec("landsat_oli_sr", ALL_SITES, 6000.0, (-12, 5)),
     CollectionSpec("landsat_oli_toa", ("Munich", "Sao Paulo"), 6000.0, (-12, 5)),
+    CollectionSpec("landsat_tm_sr", ("Munich", "Nairobi"), 6000.0, (-9,), years=(2010, 2011), platforms=("landsat-5",)),
+    CollectionSpec("landsat_tm_toa", ("Munich",), 6000.0, (-9,), years=(2010, 2011), platforms=("landsat-5",)),
+    CollectionSpec("landsat_etm_sr", ("Munich", "Nairobi"), 6000.0, (3,), years=(2002, 2003)),
+    CollectionSpec("landsat_etm_toa", ("Munich",), 6000.0, (3,), years=(2002, 2003)),
     CollectionSpec("enmap_l2a", ("Munich", "Nairobi", "Tromso"), 2500.0, (-8,)),
 )
 S1_SPEC = CollectionSpec("s1_grd", ALL_SITES, 5000.0, ())
@@ -97,7 +103,7 @@ def plan_archive() -> tuple[Scene, ...]:
                 continue
             for epsg, region in _tiles(site, spec.half_size_m):
                 for when in _dates(site, spec):
-                    sc = _scene(spec.product, site, epsg, region, when)
+                    sc = _scene(spec.product, site, epsg, region, when, spec.platforms)
                     scenes.append(sc)
                     if spec.product == "s2_l2a":
                         s2_scenes.append(sc)
@@ -122,7 +128,7 @@ def _tiles(site: Site, half: float) -> list[tuple[int, tuple[float, float, float
 def _dates(site: Site, spec: CollectionSpec) -> list[dt.datetime]:
     out = []
     hour = spec.hour_utc_at_greenwich - site.lon / 15.0
-    for year in YEARS:
+    for year in spec.years:
         for ref in REFERENCE_DATES:
             centre = dt.date.fromisoformat(f"{year}-{ref}")
             for k, off in enumerate(spec.offsets_days):
@@ -137,8 +143,10 @@ def hash_str(s: str) -> int:
     return truth.seed_of(s) & 0xFFFFFFFF
 
 
-def _scene(product: str, site: Site, epsg: int, region: tuple[float, ...], when: dt.datetime) -> Scene:
+def _scene(product: str, site: Site, epsg: int, region: tuple[float, ...], when: dt.datetime,
+           platforms: tuple[str, ...] = ()) -> Scene:
     p = PRODUCTS[product]
+    platforms = platforms or p.platforms
     key = f"{product}:{site.name}:{epsg}:{when.isoformat()}"
     seed = truth.seed_of(key)
     u = truth.unit(truth.mix(seed, 1))
@@ -156,7 +164,7 @@ def _scene(product: str, site: Site, epsg: int, region: tuple[float, ...], when:
     thr, cover = _cloud_threshold(seed, region, edge, target)
     doy = when.timetuple().tm_yday
     orbit = int(truth.mix(seed, 5) % np.uint64(175)) + 1
-    plat = p.platforms[int(truth.mix(seed, 6) % np.uint64(len(p.platforms)))]
+    plat = platforms[int(truth.mix(seed, 6) % np.uint64(len(platforms)))]
     return Scene(
         item_id=_item_id(p.name, plat, when, epsg, site, orbit),
         product=product,
@@ -249,7 +257,8 @@ def _item_id(product: str, plat: str, when: dt.datetime, epsg: int, site: Site, 
         return f"S2{plat[-1].upper()}_{lvl}_{ts}_R{orbit:03d}_T{tile}_{proc}"
     if product.startswith("landsat"):
         lvl = "L2SP" if product.endswith("sr") else "L1TP"
-        sat = "LC09" if plat == "landsat-9" else "LC08"
+        sat = {"landsat-9": "LC09", "landsat-8": "LC08", "landsat-7": "LE07", "landsat-5": "LT05",
+               "landsat-4": "LT04"}[plat]
         path, row = 100 + orbit % 100, int(60 - site.lat / 1.5) % 248
         return f"{sat}_{lvl}_{path:03d}{row:03d}_{when:%Y%m%d}_02_T1"
     if product == "s1_grd":

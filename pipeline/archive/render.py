@@ -71,7 +71,7 @@ def values_at(scene: Scene, band: Band, x: np.ndarray, y: np.ndarray, cls: np.nd
     if p.kind == "sar":
         s0 = spectra.sar_sigma0(cls, band.name, scene.vigour) * 10 ** (truth.sar_pattern_db(x, y, k, scene.seed) / 10)
         dn = np.sqrt(s0) * 10 ** (truth.SAR_K_DB / 20)
-    elif band.name in ("B10", "B11") and scene.product == "landsat_oli_toa":
+    elif band.common_name and band.common_name.startswith("lwir") and scene.product.endswith("_toa"):
         t = truth.surface_temperature(cls, scene.datetime.timetuple().tm_yday, lat)
         t = np.where(cloud, 250.0, t) + 3.0 * truth.pattern(x, y, k, scene.seed) / truth.PATTERN_A
         dn = (t - truth.LANDSAT_ST_OFFSET) / truth.LANDSAT_ST_SCALE
@@ -81,7 +81,7 @@ def values_at(scene: Scene, band: Band, x: np.ndarray, y: np.ndarray, cls: np.nd
         if band.common_name == "cirrus":
             rho = np.full_like(rho, 0.004)
         rho = np.where(cloud, spectra.cloud_reflectance(lam), rho)
-        if scene.product in ("s2_l1c", "landsat_oli_toa"):
+        if scene.product == "s2_l1c" or scene.product.endswith("_toa"):
             rho = rho + truth.haze(lam)
         rho = rho + truth.pattern(x, y, k, scene.seed)
         scale, offset = DN_SCALE[scene.product]
@@ -94,6 +94,10 @@ DN_SCALE = {  # reflectance = DN * scale + offset
     "landsat_oli_sr": (truth.LANDSAT_SR_SCALE, truth.LANDSAT_SR_OFFSET),
     "landsat_oli_toa": (truth.LANDSAT_TOA_SCALE, truth.LANDSAT_TOA_OFFSET), "enmap_l2a": (1e-4, 0.0),
 }
+for _p in ("landsat_tm_sr", "landsat_etm_sr"):
+    DN_SCALE[_p] = DN_SCALE["landsat_oli_sr"]
+for _p in ("landsat_tm_toa", "landsat_etm_toa"):
+    DN_SCALE[_p] = DN_SCALE["landsat_oli_toa"]
 
 
 def encode(scene: Scene, band: Band, dn: np.ndarray) -> np.ndarray:

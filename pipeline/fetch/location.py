@@ -96,10 +96,10 @@ def _fill(p: ProductRequest, w: Window, grid: PatchGrid, params: FetchParams, so
     """The first acceptable candidate of product ``p`` in window ``w``; raises _Failed with the reason."""
     if p.is_sar and anchor is not None:
         lim = dt.timedelta(days=params.s1_max_days)
-        q = SearchQuery(p.collection, lonlat_bbox(grid), anchor - lim, anchor + lim, None, 100)
+        q = SearchQuery(p.collection, lonlat_bbox(grid), anchor - lim, anchor + lim, None, 100, p.platforms)
     else:
         q = SearchQuery(p.collection, lonlat_bbox(grid), w.start, w.end,
-                        None if p.is_sar else params.max_scene_cloud, 500)
+                        None if p.is_sar else params.max_scene_cloud, 500, p.platforms)
     try:
         found = source.search(q)
     except SourceError as e:
@@ -157,7 +157,7 @@ def _read_scene(p: ProductRequest, scene: SceneRef, grid: PatchGrid, reader: Rea
     if p.is_sar:
         amplitude = p.name == "s1_grd"
         data = to_db(data, specs[0].nodata, amplitude=amplitude, k_db=GRD_K_DB if amplitude else 0.0)
-    elif data.dtype != np.dtype(p.dtype):
+    elif data.dtype != np.dtype(p.dtype):  # the archive's dtype is the product's; a foreign catalog may differ
         data = data.astype(p.dtype)
     if mask is not None and p.nodata is not None:
         # the quality layer's own fill (SCL 0, QA_PIXEL fill bit) also marks nodata

@@ -29,6 +29,7 @@ class ProductRequest:
     """Output dtype (SAR: float32 dB)."""
     nodata: float | None
     mask_asset: str | None
+    platforms: tuple[str, ...] = ()
 
     @property
     def is_sar(self) -> bool:
@@ -81,4 +82,11 @@ def product_request(name: str, patch_px: int | None, bands: tuple[str, ...] | No
         patch_px=patch_px or p.default_patch_px, res=p.resolution_m,
         dtype="float32" if p.kind == "sar" else p.dtype,
         nodata=None if p.kind == "sar" else p.nodata, mask_asset=p.mask_asset,
+        platforms=p.platforms if _shared_collection(name) else (),
     )
+
+
+def _shared_collection(name: str) -> bool:
+    """Whether other products live in the same collection (then the search filters by platform)."""
+    col = PRODUCTS[name].collection
+    return sum(1 for p in PRODUCTS.values() if p.collection == col) > 1 and PRODUCTS[name].kind == "optical"

@@ -22,6 +22,8 @@ class SearchQuery:
     max_cloud: float | None = None
     """eo:cloud_cover upper bound in percent (None: no cloud filter, e.g. SAR)."""
     limit: int = 500
+    platforms: tuple[str, ...] = ()
+    """Only these platforms (e.g. landsat-5 within landsat-c2-l2); empty: any."""
 
 
 @dataclass(frozen=True)
