@@ -79,7 +79,7 @@ def _check(loc: int, folder: Path, name: str, bands: tuple[str, ...], dtype: str
 def read_block(folders: tuple[str, ...], product: str, out: np.ndarray) -> None:
     """Fill ``out`` (sample, time, band, y, x) with the staged arrays of ``folders`` for ``product``."""
     for i, folder in enumerate(folders):
-        arr = read_array(Path(folder), product, mmap=True)
+        arr = read_array(Path(folder), product, mmap=False)  # one read() beats page faults on a mmap
         if arr.shape != out.shape[1:] or arr.dtype != out.dtype:
             raise UserError(
                 f"staged array {folder}/{product}.npy is {arr.shape} {arr.dtype}, expected {out.shape[1:]} "

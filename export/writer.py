@@ -69,7 +69,7 @@ class _Capture(WrapperStore[LocalStore]):
     def __init__(self, store: LocalStore, allowed: str) -> None:
         super().__init__(store)
         self.allowed = allowed
-        self.captured: dict[str, bytes] = {}
+        self.captured: dict[str, np.ndarray] = {}
 
     def _with_store(self, store: LocalStore) -> _Capture:
         return _Capture(store, self.allowed)
@@ -84,7 +84,9 @@ class _Capture(WrapperStore[LocalStore]):
     async def set(self, key: str, value: Buffer) -> None:
         if key != self.allowed:
             raise RefusedWrite(f"refusing to write {key!r}; this task may only write {self.allowed!r}")
-        self.captured[key] = value.to_bytes()
+        data = value.as_numpy_array().view(np.uint8).reshape(-1)  # a read-only view: no copy of the shard
+        data.flags.writeable = False
+        self.captured[key] = data
 
     async def delete(self, key: str) -> None:
         raise RefusedWrite(f"refusing to delete {key!r} while writing shard {self.allowed!r}")
@@ -140,7 +142,7 @@ def write_shard(job: ShardJob) -> ShardResult:
         atomic_write(store / key, data)
         crcs[layout.name] = google_crc32c.value(data)
         raw += block.nbytes
-        stored += len(data)
+        stored += data.nbytes
         del block
     stats_name = f"{span.index:06d}.stats.npz"
     arrays = {f"{name}.{k}": v for name, p in partials.items() for k, v in st.to_arrays(p).items()}
@@ -152,10 +154,12 @@ def write_shard(job: ShardJob) -> ShardResult:
     return ShardResult(span.index, job.key, crcs, partials, raw, stored, written=True)
 
 
-def encode_shard(store: Path, array_path: str, key: str, span: ShardSpan, block: np.ndarray) -> bytes:
-    """The bytes of one whole ``bands`` shard, encoded by Zarr with the array's own codecs (nothing is written)."""
+def encode_shard(store: Path, array_path: str, key: str, span: ShardSpan, block: np.ndarray) -> np.ndarray:
+    """The bytes (read-only uint8 array) of one whole ``bands`` shard, encoded by Zarr with the array's own codecs;
+    nothing is written."""
     cap = _Capture(LocalStore(store), key)
-    arr = zarr.open_array(cap, path=array_path, mode="r+", zarr_format=3)
+    # write_empty_chunks: every chunk is stored (and zarr skips its all-fill-value test of each chunk)
+    arr = zarr.open_array(cap, path=array_path, mode="r+", zarr_format=3).with_config({"write_empty_chunks": True})
     check_aligned(span.start, span.stop, arr.shape[0], arr.shards[0] if arr.shards else arr.chunks[0])
     arr[span.start : span.stop] = block
     if set(cap.captured) != {key}:
@@ -163,7 +167,7 @@ def encode_shard(store: Path, array_path: str, key: str, span: ShardSpan, block:
     return cap.captured[key]
 
 
-def atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes | np.ndarray) -> None:
     """Write ``data`` to a temporary sibling, fsync it, rename it over ``path``: all or nothing."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{TMP}{path.name}-{uuid.uuid4().hex[:8]}")

@@ -1,0 +1,268 @@
+"""Benchmark of the export stage on one set of synthetic patches (``make bench`` / ``tests/bench/run.py export``).
+
+Measures, in one run:
+
+1. shard write throughput (raw MB/s of the shard tasks on a 2-worker LocalCluster) against the single-thread
+   compress throughput of the same codec on the same sample-season chunks (target >= 0.7x);
+2. size on disk of ``dataset.zarr`` against deflate GeoTIFFs, one per band per season (SSL4EO-S12 v1 layout);
+3. random single-sample training reads per second (one sample = 4 seasons x all bands, as float32) against
+   that GeoTIFF layout (target >= 10x) and against an LMDB of pickled arrays (SSL4EO's training format,
+   target >= 1x), with the page cache warm, and again cold (files evicted with posix_fadvise).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+N_SAMPLES = 128
+N_READS = 200
+N_READS_TIFF = 40
+SEED = 7
+
+
+def main(out: Path) -> dict[str, Any]:
+    from distributed import Client, LocalCluster
+
+    from export.catalog import write_catalog
+    from export.codecs import CodecSpec
+    from export.model import ExportSpec, product_layout
+    from export.shard import build_dataset
+    from export.testing import stage_synthetic
+
+    out = Path(out)
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    layout = product_layout("s2_l2a")  # 12 bands, 264 px, uint16
+    codec = CodecSpec()
+    spec = ExportSpec((layout,), 64, codec)
+    ids = list(range(1, N_SAMPLES + 1))
+    t = time.perf_counter()
+    stage_synthetic(out, [layout], ids, seed=SEED)
+    print(f"staged {N_SAMPLES} locations in {time.perf_counter() - t:.1f} s", flush=True)
+    folders = sorted((out / "staging").iterdir())
+    sample_mb = 4 * len(layout.bands) * layout.patch_px**2 * 2 / 1e6
+
+    codecs = codec_table(folders[:16])
+    raw_mbps = codecs[codec.describe()]["compress_MBps"]
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                      host="127.0.0.1", memory_limit="4GiB") as cluster, Client(cluster) as client:
+        s = build_dataset(out, spec, config_hash="bench", created="2026-01-01T00:00:00Z", client=client)
+    write_mbps = s.nbytes_raw / 1e6 / s.write_seconds
+    write_catalog(out)
+    print(f"shard: {s.nbytes_raw / 1e6:.0f} MB in {s.write_seconds:.2f} s of shard tasks ({write_mbps:.0f} MB/s), "
+          f"stage total {s.seconds:.2f} s; raw codec {raw_mbps:.0f} MB/s single thread", flush=True)
+
+    tiffs = write_geotiffs(out / "geotiff", folders, layout)
+    lmdb_path = write_lmdb(out / "lmdb", folders)
+    zarr_size = disk_usage(out / "dataset.zarr")
+    tiff_size = disk_usage(tiffs)
+    lmdb_size = disk_usage(lmdb_path)
+
+    rng = np.random.default_rng(SEED)
+    order = rng.integers(0, N_SAMPLES, N_READS).tolist()
+    openers = {"zarr": lambda: zarr_reader(out), "geotiff": lambda: tiff_reader(tiffs, layout),
+               "lmdb": lambda: lmdb_reader(lmdb_path)}
+    files = {"zarr": out / "dataset.zarr", "geotiff": tiffs, "lmdb": lmdb_path}
+    ref = openers["zarr"]()(order[0])
+    for opener in openers.values():
+        np.testing.assert_array_equal(opener()(order[0]), ref)  # same sample, same values in every format
+    warm, cold = {}, {}
+    for k, opener in openers.items():
+        sub = order if k != "geotiff" else order[:N_READS_TIFF]
+        warm[k] = reads_per_s(opener(), sub)
+        # Cold: evict the files, then open afresh (pages mapped by an open LMDB could not be evicted).
+        evict(files[k])
+        cold[k] = reads_per_s(opener(), sub, warmup=False)
+
+    res: dict[str, Any] = {
+        "samples": N_SAMPLES, "sample_MB": round(sample_mb, 2), "codec": codec.describe(),
+        "raw_codec_compress_MBps": round(raw_mbps, 1),
+        "shard_write_MBps": round(write_mbps, 1),
+        "shard_write_vs_raw_codec": round(write_mbps / raw_mbps, 2),
+        "shard_stage_seconds": round(s.seconds, 2),
+        "zarr_MB": round(zarr_size["bytes"] / 1e6, 1), "zarr_files": zarr_size["files"],
+        "geotiff_deflate_MB": round(tiff_size["bytes"] / 1e6, 1), "geotiff_files": tiff_size["files"],
+        "geotiff_allocated_MB": round(tiff_size["allocated"] / 1e6, 1),
+        "zarr_allocated_MB": round(zarr_size["allocated"] / 1e6, 1),
+        "lmdb_MB": round(lmdb_size["bytes"] / 1e6, 1),
+        "zarr_vs_geotiff_size": round(zarr_size["bytes"] / tiff_size["bytes"], 3),
+        "reads_per_s_warm": {k: round(v, 1) for k, v in warm.items()},
+        "reads_per_s_cold": {k: round(v, 1) for k, v in cold.items()},
+        "zarr_vs_geotiff_reads": round(warm["zarr"] / warm["geotiff"], 1),
+        "zarr_vs_lmdb_reads": round(warm["zarr"] / warm["lmdb"], 2),
+        "zarr_vs_lmdb_reads_cold": round(cold["zarr"] / cold["lmdb"], 2),
+        "codecs": codecs,
+    }
+    res["targets"] = {"write>=0.7x_codec": res["shard_write_vs_raw_codec"] >= 0.7,
+                      "reads>=10x_geotiff": res["zarr_vs_geotiff_reads"] >= 10,
+                      "reads>=1x_lmdb": res["zarr_vs_lmdb_reads"] >= 1.0}
+    res["target_met"] = all(res["targets"].values())
+    print_table(res)
+    return res
+
+
+def codec_table(folders: list[Path]) -> dict[str, dict[str, float]]:
+    """Single-thread compress/decompress MB/s and ratio of candidate codecs on sample-season chunks."""
+    from numcodecs import blosc
+
+    from export.codecs import CodecSpec
+    from pipeline.staging import read_array
+
+    blosc.use_threads = False  # as inside zarr's codec threads: one thread per chunk
+    chunks = [np.ascontiguousarray(a) for f in folders for a in read_array(f, "s2_l2a", mmap=False)]
+    raw = sum(c.nbytes for c in chunks) / 1e6
+    out = {}
+    for spec in (CodecSpec(), CodecSpec("blosc-lz4", 5, "shuffle"), CodecSpec("blosc-zstd", 3, "bitshuffle"),
+                 CodecSpec("blosc-zstd", 5, "shuffle"), CodecSpec("zstd", 1), CodecSpec("zstd", 3)):
+        c = spec.numcodecs_codec()
+        t = time.perf_counter()
+        enc = [c.encode(x) for x in chunks]  # type: ignore[attr-defined]
+        ct = time.perf_counter() - t
+        t = time.perf_counter()
+        for e in enc:
+            c.decode(e)  # type: ignore[attr-defined]
+        dt = time.perf_counter() - t
+        out[spec.describe()] = {"compress_MBps": round(raw / ct, 1), "decompress_MBps": round(raw / dt, 1),
+                                "ratio": round(raw * 1e6 / sum(len(e) for e in enc), 3)}
+    blosc.use_threads = None
+    return out
+
+
+def write_geotiffs(root: Path, folders: list[Path], layout: Any) -> Path:
+    """SSL4EO-S12 v1 layout: ``<location>/<scene>/<band>.tif``, deflate with horizontal predictor."""
+    import rasterio
+    from rasterio.transform import Affine
+
+    from pipeline.staging import read_array, read_meta
+
+    for f in folders:
+        meta = read_meta(f)
+        arr = read_array(f, "s2_l2a", mmap=False)
+        p = meta.products["s2_l2a"]
+        for t, season in enumerate(p.seasons):
+            d = root / f.name / season.scene_id
+            d.mkdir(parents=True, exist_ok=True)
+            for b, band in enumerate(p.bands):
+                with rasterio.open(d / f"{band}.tif", "w", driver="GTiff", width=p.patch_px, height=p.patch_px,
+                                   count=1, dtype=arr.dtype, crs=f"EPSG:{meta.epsg}",
+                                   transform=Affine(*p.transform), compress="deflate", predictor=2) as dst:
+                    dst.write(arr[t, b], 1)
+    return root
+
+
+def write_lmdb(path: Path, folders: list[Path]) -> Path:
+    """SSL4EO's training LMDB: key str(index), value pickle.dumps((array bytes, shape))."""
+    import lmdb
+
+    from pipeline.staging import read_array
+
+    env = lmdb.open(str(path), map_size=1 << 34)
+    with env.begin(write=True) as txn:
+        for i, f in enumerate(folders):
+            a = read_array(f, "s2_l2a", mmap=False)
+            txn.put(str(i).encode(), pickle.dumps((a.tobytes(), a.shape, str(a.dtype))))
+    env.close()
+    return path
+
+
+def zarr_reader(out: Path):  # type: ignore[no-untyped-def]
+    import zarr
+
+    arr = zarr.open_array(out / "dataset.zarr", path="s2_l2a/bands", mode="r")
+    return lambda i: arr[i].astype(np.float32)
+
+
+def tiff_reader(root: Path, layout: Any):  # type: ignore[no-untyped-def]
+    import rasterio
+
+    locs = sorted(root.iterdir())
+
+    def read(i: int) -> np.ndarray:
+        scenes = sorted(locs[i].iterdir())
+        out = np.empty((len(scenes), len(layout.bands), layout.patch_px, layout.patch_px), np.float32)
+        for t, s in enumerate(scenes):
+            for b, band in enumerate(layout.bands):
+                with rasterio.open(s / f"{band}.tif") as src:
+                    out[t, b] = src.read(1)
+        return out
+
+    return read
+
+
+def lmdb_reader(path: Path):  # type: ignore[no-untyped-def]
+    import lmdb
+
+    env = lmdb.open(str(path), readonly=True, lock=False, readahead=False)
+
+    def read(i: int) -> np.ndarray:
+        with env.begin() as txn:
+            buf, shape, dtype = pickle.loads(txn.get(str(i).encode()))
+        return np.frombuffer(buf, dtype=dtype).reshape(shape).astype(np.float32)
+
+    return read
+
+
+def reads_per_s(read, order: list[int], warmup: bool = True) -> float:  # type: ignore[no-untyped-def]
+    if warmup:
+        for i in sorted(set(order)):
+            read(i)
+    t = time.perf_counter()
+    for i in order:
+        read(i)
+    return len(order) / (time.perf_counter() - t)
+
+
+def evict(path: Path) -> None:
+    """Drop ``path``'s files from the page cache (no root needed), so the next reads come from disk."""
+    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+    for p in files:
+        fd = os.open(p, os.O_RDONLY)
+        try:
+            os.fdatasync(fd)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
+def disk_usage(path: Path) -> dict[str, int]:
+    files = [p for p in Path(path).rglob("*") if p.is_file()]
+    return {"files": len(files), "bytes": sum(p.stat().st_size for p in files),
+            "allocated": sum(p.stat().st_blocks * 512 for p in files)}
+
+
+def print_table(r: dict[str, Any]) -> None:
+    print(f"\nexport bench: {r['samples']} samples of {r['sample_MB']} MB, codec {r['codec']}")
+    print(f"  shard write          {r['shard_write_MBps']:8.1f} MB/s   raw codec {r['raw_codec_compress_MBps']:.1f} MB/s"
+          f"   -> {r['shard_write_vs_raw_codec']:.2f}x (target >= 0.7x)")
+    print(f"  size on disk         zarr {r['zarr_MB']:.1f} MB in {r['zarr_files']} files;  deflate GeoTIFF "
+          f"{r['geotiff_deflate_MB']:.1f} MB in {r['geotiff_files']} files -> {r['zarr_vs_geotiff_size']:.2f}x;"
+          f"  LMDB {r['lmdb_MB']:.1f} MB")
+    w, c = r["reads_per_s_warm"], r["reads_per_s_cold"]
+    print(f"  reads/s warm         zarr {w['zarr']:.1f}  geotiff {w['geotiff']:.1f}  lmdb {w['lmdb']:.1f}"
+          f"   -> {r['zarr_vs_geotiff_reads']:.1f}x geotiff (>= 10x), {r['zarr_vs_lmdb_reads']:.2f}x lmdb (>= 1x)")
+    print(f"  reads/s cold         zarr {c['zarr']:.1f}  geotiff {c['geotiff']:.1f}  lmdb {c['lmdb']:.1f}"
+          f"   -> {r['zarr_vs_lmdb_reads_cold']:.2f}x lmdb")
+    print("  codecs (single thread, MB/s):")
+    for name, v in r["codecs"].items():
+        print(f"    {name:28s} compress {v['compress_MBps']:7.1f}  decompress {v['decompress_MBps']:7.1f}"
+              f"  ratio {v['ratio']:.3f}")
+    print(f"  targets: {r['targets']} -> target_met={r['target_met']}")
+
+
+if __name__ == "__main__":
+    import json
+
+    print(json.dumps(main(Path(sys.argv[1] if len(sys.argv) > 1 else "out/bench/export")), indent=1))
