@@ -245,7 +245,8 @@ def disk_usage(path: Path) -> dict[str, int]:
 
 def print_table(r: dict[str, Any]) -> None:
     print(f"\nexport bench: {r['samples']} samples of {r['sample_MB']} MB, codec {r['codec']}")
-    print(f"  shard write          {r['shard_write_MBps']:8.1f} MB/s   raw codec {r['raw_codec_compress_MBps']:.1f} MB/s"
+    print(f"  shard write          {r['shard_write_MBps']:8.1f} MB/s   raw codec "
+          f"{r['raw_codec_compress_MBps']:.1f} MB/s"
           f"   -> {r['shard_write_vs_raw_codec']:.2f}x (target >= 0.7x)")
     print(f"  size on disk         zarr {r['zarr_MB']:.1f} MB in {r['zarr_files']} files;  deflate GeoTIFF "
           f"{r['geotiff_deflate_MB']:.1f} MB in {r['geotiff_files']} files -> {r['zarr_vs_geotiff_size']:.2f}x;"
