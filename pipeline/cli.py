@@ -65,6 +65,12 @@ def main(argv: list[str] | None = None) -> int:
         level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
+    for h in logging.root.handlers:
+        h.setLevel(level)
+    if args.verbose < 2:  # Dask and its web stack log every connection at INFO; keep the user's screen for us
+        for name in ("distributed", "bokeh", "tornado", "stac_geoparquet"):
+            logging.getLogger(name).setLevel(level)
     try:
         return _dispatch(args)
     except UserError as e:

@@ -65,7 +65,7 @@ class SamplingConfig(Strict):
             data = {**data, "sigma_m": 50000.0 if cities == "geonames" else 2000.0}
         return data
 
-    n_locations: int = Field(32, ge=0, description="Locations to place (kept ids are extended, never changed).")
+    n_locations: int = Field(24, ge=0, description="Locations to place (kept ids are extended, never changed).")
     seed: int = Field(42, description="Seed of every random draw of the sampler.")
     cities: Literal["geonames", "archive-sites"] = Field(
         "archive-sites",
