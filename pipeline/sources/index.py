@@ -1,4 +1,4 @@
-"""Serverless sources: a stac-geoparquet file or an ItemCollection JSON, searched in memory.
+"""Serverless sources: a stac-geoparquet file or an ItemCollection (JSON, or ndjson: an item a line), in memory.
 
 The file is read once per process; matching rows are turned back into STAC items by stac-geoparquet (parquet) or
 pystac (JSON), never by hand. A truncated or malformed item is skipped with a warning, not fatal.
@@ -30,8 +30,11 @@ class IndexSource:
         p = Path(path)
         if not p.is_file():
             raise SourceError(f"source index {path!r} not found; build/serve the archive or fix source.url")
-        if p.suffix == ".parquet":
+        suffix = p.suffix.lower()
+        if suffix in (".parquet", ".geoparquet"):  # the suffixes SourceSpec.kind calls geoparquet
             self._load_parquet(p)
+        elif suffix == ".ndjson":
+            self._load_ndjson(p)
         else:
             self._load_json(p)
 
@@ -44,7 +47,8 @@ class IndexSource:
         if not {"id", "collection", "datetime", "geometry"} <= cols:
             raise SourceError(f"{str(p)!r} is not a stac-geoparquet file (columns: {sorted(cols)[:8]}...)")
         self._table = table
-        df = table.select([c for c in ("id", "collection", "datetime", "eo:cloud_cover") if c in cols]).to_pandas()
+        df = table.select([c for c in ("id", "collection", "datetime", "eo:cloud_cover", "platform")
+                           if c in cols]).to_pandas()
         self._meta = self._frame(df, shapely.from_wkb(table.column("geometry").to_numpy(zero_copy_only=False)))
         self._items: list[dict] | None = None
 
@@ -56,13 +60,38 @@ class IndexSource:
         feats = data.get("features") if isinstance(data, dict) else None
         if not isinstance(feats, list):
             raise SourceError(f"{str(p)!r} is not an ItemCollection (no 'features' list)")
+        self._index_features(feats)
+
+    def _load_ndjson(self, p: Path) -> None:
+        """One item a line; a truncated or malformed line is skipped with a warning and the rest is searched."""
+        feats = []
+        try:
+            with p.open() as f:
+                for n, line in enumerate(f, 1):
+                    if not line.strip():
+                        continue
+                    try:
+                        feats.append(json.loads(line))
+                    except json.JSONDecodeError as e:
+                        warnings.warn(f"skipped line {n} of {self.path}: not a JSON item ({e})", SkippedItemWarning,
+                                      stacklevel=3)
+        except OSError as e:
+            raise SourceError(f"cannot read {str(p)!r} ({e}); fix or regenerate the file") from None
+        self._index_features(feats)
+
+    def _index_features(self, feats: list) -> None:
+        bad = [i for i, f in enumerate(feats) if not isinstance(f, dict)]
+        if bad:
+            warnings.warn(f"skipped {len(bad)} feature(s) of {self.path} that are not JSON objects (first: #{bad[0]})",
+                          SkippedItemWarning, stacklevel=3)
+            feats = [f for f in feats if isinstance(f, dict)]
         self._items = feats
         self._table = None
         rows, geoms = [], []
         for f in feats:
-            props = f.get("properties", {}) if isinstance(f, dict) else {}
+            props = f.get("properties") if isinstance(f.get("properties"), dict) else {}
             rows.append({"id": f.get("id"), "collection": f.get("collection"), "datetime": props.get("datetime"),
-                         "eo:cloud_cover": props.get("eo:cloud_cover")})
+                         "eo:cloud_cover": props.get("eo:cloud_cover"), "platform": props.get("platform")})
             try:
                 geoms.append(shapely.geometry.shape(f["geometry"]))
             except Exception:
@@ -75,6 +104,8 @@ class IndexSource:
         df["datetime"] = pd.to_datetime(df["datetime"], utc=True, errors="coerce")
         if "eo:cloud_cover" not in df:
             df["eo:cloud_cover"] = np.nan
+        if "platform" not in df:
+            df["platform"] = None
         df["geometry"] = geoms
         return df
 
@@ -83,7 +114,9 @@ class IndexSource:
         sel = (m["collection"] == q.collection) & (m["datetime"] >= pd.Timestamp(q.start)) & (
             m["datetime"] <= pd.Timestamp(q.end))
         if q.max_cloud is not None:
-            sel &= m["eo:cloud_cover"].fillna(np.inf) <= q.max_cloud
+            sel &= pd.to_numeric(m["eo:cloud_cover"], errors="coerce").fillna(np.inf) <= q.max_cloud
+        if q.platforms:
+            sel &= m["platform"].isin(q.platforms)
         idx = np.flatnonzero(sel.to_numpy())
         if idx.size:
             geoms = m["geometry"].to_numpy()[idx]
