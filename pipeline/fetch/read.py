@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 _TRANSIENT = re.compile(
     r"(HTTP response code: (429|5\d\d))|timed out|timeout|Connection reset|Connection refused|"
     r"Couldn't connect|Recv failure|Send failure|SSL|transfer closed|Empty reply", re.IGNORECASE)
+_SHORT_READ = re.compile(r"IReadBlock failed|Read error at|got \d+ bytes, expected", re.IGNORECASE)
+"""GDAL's words for a block read that came back short; over HTTP that is a failed range request (5xx, reset,
+timeout), whose status GDAL does not pass on, so for remote hrefs it counts as transient."""
 
 
 class ReadError(Exception):
@@ -36,6 +39,7 @@ class ReadError(Exception):
     def __init__(self, href: str, message: str, transient: bool) -> None:
         super().__init__(f"{href}: {message}")
         self.href = href
+        self.message = message
         self.transient = transient
 
 
@@ -83,8 +87,9 @@ class GdalReader:
                 with self.env():
                     return _read_once(spec, grid)
             except (RasterioIOError, OSError) as e:
-                msg = str(e)
-                transient = bool(_TRANSIENT.search(msg))
+                msg = _error_text(e)
+                transient = bool(_TRANSIENT.search(msg)) or (
+                    spec.href.startswith(("http://", "https://", "/vsicurl")) and bool(_SHORT_READ.search(msg)))
                 attempt += 1
                 if not transient or attempt > self.retries or time.monotonic() > deadline:
                     raise ReadError(spec.href, msg[:300], transient) from None
@@ -92,6 +97,18 @@ class GdalReader:
                 log.debug("transient read error (attempt %d) on %s: %s; retrying in %.2fs", attempt, spec.href,
                           msg[:120], delay)
                 time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+
+
+def _error_text(e: BaseException) -> str:
+    """The error and its causes: rasterio reports a failed block read as 'Read failed. See previous exception for
+    details.' and keeps GDAL's messages (which tile, how many bytes) in ``__cause__``."""
+    texts: list[str] = []
+    cur: BaseException | None = e
+    while cur is not None and len(texts) < 6:
+        if "See previous exception" not in str(cur):
+            texts.append(str(cur))
+        cur = cur.__cause__
+    return "; ".join(texts) or str(e)
 
 
 def _read_once(spec: ReadSpec, grid: PatchGrid) -> np.ndarray:
