@@ -121,7 +121,7 @@ def _fill(p: ProductRequest, w: Window, grid: PatchGrid, params: FetchParams, so
             data, mask = _read_scene(p, scene, grid, reader, mapper, res)
         except (ReadError, SourceError) as e:
             rejections[Reason.SOURCE_ERROR] += 1
-            details.append(f"{scene.id}: {str(e)[:160]}")
+            details.append(f"{scene.id}: {_brief(e)}")
             continue
         valid = quality.valid_pixels(data, p.nodata)
         nodata_frac = 1.0 - float(valid.mean())
@@ -140,6 +140,14 @@ def _fill(p: ProductRequest, w: Window, grid: PatchGrid, params: FetchParams, so
     reason = rejections.most_common(1)[0][0]
     summary = "; ".join(details[:3])
     raise _Failed(reason, f"{p.name} season {w.season}: {len(details)} candidate(s) rejected: {summary}")
+
+
+def _brief(e: Exception) -> str:
+    """A rejection in a few words: for a read error the asset's file name and GDAL's message, not the whole href
+    (a signed URL alone is longer than the 160 characters kept)."""
+    if isinstance(e, ReadError):
+        return f"{e.href.split('?', 1)[0].rstrip('/').rsplit('/', 1)[-1]}: {e.message}"[:160]
+    return str(e)[:160]
 
 
 def _read_scene(p: ProductRequest, scene: SceneRef, grid: PatchGrid, reader: Reader, mapper: Callable,
