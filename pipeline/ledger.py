@@ -70,7 +70,11 @@ class LedgerWriter:
 
     def __init__(self, out: Path) -> None:
         Path(out).mkdir(parents=True, exist_ok=True)
-        self._f = open(Path(out) / LEDGER, "a")  # noqa: SIM115 - closed by close()/__exit__
+        path = Path(out) / LEDGER
+        torn = path.is_file() and path.stat().st_size > 0 and _last_byte(path) != b"\n"
+        self._f = open(path, "a")  # noqa: SIM115 - closed by close()/__exit__
+        if torn:  # a killed writer's partial last line: start a new line, or the next entry is glued to it and lost
+            self._f.write("\n")
 
     def write(self, entry: Entry) -> None:
         if not entry.time:
@@ -88,6 +92,12 @@ class LedgerWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _last_byte(path: Path) -> bytes:
+    with open(path, "rb") as f:
+        f.seek(-1, os.SEEK_END)
+        return f.read(1)
 
 
 def summarize(entries: dict[int, Entry]) -> dict[str, int]:
