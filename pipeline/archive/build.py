@@ -222,7 +222,18 @@ def _write_catalog(root: Path, items: list[dict]) -> None:
                 json.dumps(col.to_dict(include_self_link=False), indent=1))
     with open(root / ITEMS, "w") as f:
         for d in items:
+            rel = item_path(d["collection"], d["id"])
+            static = dict(d, assets={k: dict(a, href=f"../../../{a['href']}") for k, a in d["assets"].items()},
+                          links=[])
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_text(json.dumps(static, indent=1))
+            d = dict(d, links=[{"rel": "self", "href": rel, "type": "application/geo+json"}])
             f.write(json.dumps(d, separators=(",", ":")) + "\n")
+
+
+def item_path(collection: str, item_id: str) -> str:
+    """Archive-relative path of an item's static JSON (its provenance target: stays valid after serving)."""
+    return f"stac/items/{collection}/{item_id}.json"
 
 
 def _write_landcover(root: Path) -> None:

@@ -135,11 +135,19 @@ def localize_href(href: str, http_base: str, root: Path) -> str:
 
 
 def localize_item(item: dict[str, Any], http_base: str, root: Path) -> dict[str, Any]:
-    """A copy of ``item`` with asset hrefs on the COG server; relative links (meaningless elsewhere) dropped."""
+    """A copy of ``item`` with asset hrefs on the COG server. A relative self link becomes the file URI of the item's
+    static JSON in the archive (provenance that outlives the servers); other relative links are dropped."""
     out = copy.deepcopy(item)
     for asset in out.get("assets", {}).values():
         asset["href"] = localize_href(asset["href"], http_base, root)
-    out["links"] = [ln for ln in out.get("links", []) if urlsplit(str(ln.get("href", ""))).scheme]
+    links = []
+    for ln in out.get("links", []):
+        href = str(ln.get("href", ""))
+        if urlsplit(href).scheme:
+            links.append(ln)
+        elif ln.get("rel") == "self" and (root / href).is_file():
+            links.append(dict(ln, href=(root / href).resolve().as_uri()))
+    out["links"] = links
     return out
 
 

@@ -58,6 +58,10 @@ def subpixel_offset(observed: dict[str, np.ndarray], scene_id: str, transform: t
     cls = truth.landcover(x, y, site_seed(sc.site), SITE_MIXTURE[sc.site])
     cloud = truth.cloud_mask(x, y, sc.seed, sc.cloud_threshold)
     valid = truth.valid_mask(x, y, sc.edge)
+    nodata = PRODUCTS[sc.product].nodata
+    seen = np.ones(cls.shape, dtype=bool)  # observed in every band: outside the source raster is nodata too
+    for obs in observed.values():
+        seen &= np.isfinite(obs) & (obs != nodata)
     masks: dict[int, np.ndarray] = {}
     rows, gx, gy = [], [], []
     h = 0.5
@@ -65,7 +69,7 @@ def subpixel_offset(observed: dict[str, np.ndarray], scene_id: str, transform: t
         b = PRODUCTS[sc.product].band(name)
         radius = max(1, int(np.ceil(b.resolution_m / res)) + 1)  # source pixels used by the bilinear kernel
         if radius not in masks:
-            masks[radius] = truth.interior_mask(cls, cloud, valid, radius=radius) & valid & ~cloud
+            masks[radius] = truth.interior_mask(cls, cloud, valid & seen, radius=radius) & valid & seen & ~cloud
         ok = masks[radius]
         e0 = values_at(sc, b, x, y, cls)
         ex1 = values_at(sc, b, x + h, y, cls)
