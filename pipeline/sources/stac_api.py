@@ -43,8 +43,13 @@ class StacApiSource:
 
     def search(self, q: SearchQuery) -> list[SceneRef]:
         kw: dict = {}
+        conds = []
         if q.max_cloud is not None:
-            kw = {"filter": {"op": "<=", "args": [{"property": "eo:cloud_cover"}, q.max_cloud]},
+            conds.append({"op": "<=", "args": [{"property": "eo:cloud_cover"}, q.max_cloud]})
+        if q.platforms:
+            conds.append({"op": "in", "args": [{"property": "platform"}, list(q.platforms)]})
+        if conds:
+            kw = {"filter": conds[0] if len(conds) == 1 else {"op": "and", "args": conds},
                   "filter_lang": "cql2-json"}
         try:
             search = self._client.search(
