@@ -98,16 +98,21 @@ def zone_of_epsg(epsg: NDArray[np.integer]) -> IntArray:
 
 def to_utm(lon: FloatArray, lat: FloatArray, zone: IntArray) -> tuple[FloatArray, FloatArray]:
     """Easting/northing of points in the given zones (northern frame: no false northing in the south)."""
-    rel = wrap_lon(np.asarray(lon, dtype=np.float64) - central_meridian(zone))
-    e, n = _tm().transform(rel, np.asarray(lat, dtype=np.float64))
-    return np.asarray(e, dtype=np.float64), np.asarray(n, dtype=np.float64)
+    e = wrap_lon(np.asarray(lon, dtype=np.float64) - central_meridian(zone))
+    if not e.flags.writeable or not e.flags.c_contiguous:
+        e = np.ascontiguousarray(e).copy()
+    n = np.array(lat, dtype=np.float64, copy=True)
+    _tm().transform(e, n, inplace=True)
+    return e, n
 
 
 def from_utm(e: FloatArray, n: FloatArray, zone: IntArray) -> tuple[FloatArray, FloatArray]:
     """Longitude/latitude of easting/northing in the given zones (northern frame)."""
-    rel, lat = _tm().transform(np.asarray(e, dtype=np.float64), np.asarray(n, dtype=np.float64),
-                               direction="INVERSE")
-    return wrap_lon(np.asarray(rel) + central_meridian(zone)), np.asarray(lat, dtype=np.float64)
+    lon = np.array(e, dtype=np.float64, copy=True)
+    lat = np.array(n, dtype=np.float64, copy=True)
+    _tm().transform(lon, lat, direction="INVERSE", inplace=True)
+    lon += central_meridian(zone)
+    return wrap_lon(lon), lat
 
 
 def square_rings(e: FloatArray, n: FloatArray, half: FloatArray, segments: int) -> NDArray[np.float64]:
@@ -172,7 +177,9 @@ def polygons_4326(rings: NDArray[np.float64]) -> NDArray[np.object_]:
     at +/-180 deg (RFC 7946 section 3.1.9), so that planar lon/lat geometry stays correct."""
     lon = rings[:, :, 0]
     crosses = (lon.max(axis=1) - lon.min(axis=1)) > 180.0
-    geoms = shapely.polygons(rings)
+    n, k = rings.shape[:2]
+    geoms = shapely.from_ragged_array(shapely.GeometryType.POLYGON, rings.reshape(-1, 2),
+                                      (np.arange(0, n * k + 1, k), np.arange(n + 1)))
     for i in np.flatnonzero(crosses):
         r = rings[i].copy()
         r[r[:, 0] < 0.0, 0] += 360.0

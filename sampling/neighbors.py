@@ -24,23 +24,32 @@ _EMPTY = (np.zeros(0, np.int64), np.zeros(0, np.int64))
 
 
 class LatLonGrid:
-    """A growable grid index of points (lon in [-180, 180), lat in [-90, 90]); ids are insertion order."""
+    """A growable grid index of points (lon in [-180, 180), lat in [-90, 90]); ids are insertion order.
+
+    Rows are ``h`` deg of latitude; each row has its own column width, about ``cell_deg / cos(latitude)``
+    at the row's poleward edge, so cells are roughly square on the ground at every latitude.
+    """
 
     def __init__(self, cell_deg: float) -> None:
         cell_deg = max(float(cell_deg), math.sqrt(180.0 * 360.0 / MAX_CELLS))
         self.nrows = max(1, math.floor(180.0 / cell_deg))
-        self.ncols = max(1, math.floor(360.0 / cell_deg))
         self.h = 180.0 / self.nrows
+        edge = np.arange(self.nrows + 1) * self.h - 90.0
+        poleward = np.maximum(np.abs(edge[:-1]), np.abs(edge[1:]))
+        self.ncols = np.maximum(1, np.floor(360.0 * np.cos(np.radians(poleward)) / cell_deg)).astype(np.int64)
         self.w = 360.0 / self.ncols
-        self.head = np.full(self.nrows * self.ncols, -1, dtype=np.int32)
+        self.row_start = np.concatenate([[0], np.cumsum(self.ncols)[:-1]])
+        self.head = np.full(int(self.ncols.sum()), -1, dtype=np.int32)
         self.next = np.zeros(1024, dtype=np.int32)
         self.n = 0
         self._touched: list[NDArray[np.int64]] = []
 
+    def _col(self, lon: NDArray[np.float64], row: NDArray[np.int64]) -> NDArray[np.int64]:
+        return np.minimum(np.floor((lon + 180.0) / self.w[row]).astype(np.int64), self.ncols[row] - 1)
+
     def cells(self, lon: NDArray[np.float64], lat: NDArray[np.float64]) -> NDArray[np.int64]:
-        rows = np.clip(np.floor((lat + 90.0) / self.h).astype(np.int64), 0, self.nrows - 1)
-        cols = np.floor((lon + 180.0) / self.w).astype(np.int64) % self.ncols
-        return rows * self.ncols + cols
+        row = np.clip(np.floor((lat + 90.0) / self.h).astype(np.int64), 0, self.nrows - 1)
+        return self.row_start[row] + self._col(lon, row)
 
     def insert(self, lon: NDArray[np.float64], lat: NDArray[np.float64]) -> None:
         """Add points; they get ids ``n .. n + len(lon) - 1``."""
@@ -85,34 +94,36 @@ class LatLonGrid:
         r_lo = np.floor((lat - dphi + 90.0) / self.h).astype(np.int64)
         nr = np.floor((lat + dphi + 90.0) / self.h).astype(np.int64) - r_lo + 1
         dlam = max_lon_separation_deg(np.abs(lat) + dphi, dist_m)
-        c_lo = np.floor((lon - dlam + 180.0) / self.w).astype(np.int64)
-        nc = np.minimum(np.floor((lon + dlam + 180.0) / self.w).astype(np.int64) - c_lo + 1, self.ncols)
-        c_lo %= self.ncols  # from here on 0 <= c_lo + j < 2 * ncols
+        west, east = lon - dlam + 180.0, lon + dlam + 180.0
         qs: list[NDArray[np.int64]] = []
-        cells: list[NDArray[np.int64]] = []
+        ps: list[NDArray[np.int32]] = []
         for i in range(int(nr.max())):
-            row = r_lo + i
-            okr = (i < nr) & (row >= 0) & (row < self.nrows)
-            if not okr.any():
+            ok = np.flatnonzero((i < nr) & (r_lo + i >= 0) & (r_lo + i < self.nrows))
+            if len(ok) == 0:
                 continue
-            for j in range(int(nc[okr].max())):
-                ok = np.flatnonzero(okr & (j < nc))
-                col = c_lo[ok] + j
-                col[col >= self.ncols] -= self.ncols
-                qs.append(ok)
-                cells.append(row[ok] * self.ncols + col)
-        q = np.concatenate(qs)
-        ptr = self.head[np.concatenate(cells)]
+            row = r_lo[ok] + i
+            w, ncols = self.w[row], self.ncols[row]
+            c_lo = np.floor(west[ok] / w).astype(np.int64)
+            nc = np.minimum(np.floor(east[ok] / w).astype(np.int64) - c_lo + 1, ncols)
+            c_lo %= ncols  # from here on 0 <= c_lo + j < 2 * ncols
+            base = self.row_start[row]
+            for j in range(int(nc.max())):
+                sel = np.flatnonzero(j < nc) if j else np.arange(len(ok))
+                col = c_lo[sel] + j
+                col -= np.where(col >= ncols[sel], ncols[sel], 0)
+                p = self.head[base[sel] + col]
+                hit = p >= 0
+                qs.append(ok[sel[hit]])
+                ps.append(p[hit])
+        q, ptr = np.concatenate(qs), np.concatenate(ps)
         out_q: list[NDArray[np.int64]] = []
         out_x: list[NDArray[np.int32]] = []
-        while True:
-            live = ptr >= 0
-            q, ptr = q[live], ptr[live]
-            if len(q) == 0:
-                break
+        while len(q):
             out_q.append(q)
             out_x.append(ptr)
             ptr = self.next[ptr]
+            live = ptr >= 0
+            q, ptr = q[live], ptr[live]
         if not out_q:
             return _EMPTY
         return np.concatenate(out_q), np.concatenate(out_x).astype(np.int64)

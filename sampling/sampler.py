@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -85,8 +86,8 @@ class SamplerOptions:
     """EPSG:4326 areas every new footprint must keep clear of."""
     land_mask: LandMask | None = field(default=None, compare=False)
     """``is_land(lon, lat)`` replacing the default global-land-mask lookup."""
-    polygon_segment_m: float = 1000.0
-    """Longest edge segment of the EPSG:4326 footprint polygons written as geometry."""
+    polygon_segment_m: float = 4000.0
+    """Longest edge segment of the EPSG:4326 footprint polygons written as geometry (at least 2 per edge)."""
 
 
 class _Placed:
@@ -124,8 +125,11 @@ def sample_locations(cities: pd.DataFrame, n: int, footprint_m: float, sigma_m: 
 
     ``cities``: columns city_id, name, country, lon, lat, population (candidate order = row order).
     Returns the GeoDataFrame of :data:`COLUMNS` (existing rows first, then new ones in acceptance order);
-    ``attrs[STATE_KEY]`` holds what an extension needs to continue the stream, ``attrs[STATS_KEY]`` counts.
+    ``attrs[STATE_KEY]`` holds what an extension needs to continue the stream, ``attrs[STATS_KEY]`` counts
+    (candidates, rejections by reason) and timings (place_s, frame_s and their CPU-time twins *_cpu_s;
+    not written to the file).
     """
+    t_start, c_start = time.perf_counter(), time.process_time()
     opt = options or SamplerOptions()
     _check_args(n, footprint_m, sigma_m, seed, opt)
     cities = _check_cities(cities)
@@ -200,7 +204,11 @@ def sample_locations(cities: pd.DataFrame, n: int, footprint_m: float, sigma_m: 
     out_state["next_candidate"] = pos
     stats.update(placed=n - n_old, candidates=pos - start,
                  rejected={r: int(c) for r, c in zip(REASONS, counts[1:], strict=True)})
-    return _frame(old, new, cities, out_state, stats, opt, half)
+    t_frame, c_frame = time.perf_counter(), time.process_time()
+    gdf = _frame(old, new, cities, out_state, stats, opt, half)
+    stats.update(place_s=round(t_frame - t_start, 4), frame_s=round(time.perf_counter() - t_frame, 4),
+                 place_cpu_s=round(c_frame - c_start, 4), frame_cpu_s=round(time.process_time() - c_frame, 4))
+    return gdf
 
 
 def _reasons_text(rej: dict[str, int]) -> str:

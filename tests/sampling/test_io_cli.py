@@ -49,8 +49,8 @@ def test_geometry_is_the_utm_square() -> None:
         xy = shapely.get_coordinates(row.geometry)
         x, y = tr.transform(xy[:, 0], xy[:, 1])
         cx, cy = tr.transform(row.lon, row.lat)
-        assert np.abs(x - cx).max() == pytest.approx(3960.0, abs=0.01)
-        assert np.abs(y - cy).max() == pytest.approx(3960.0, abs=0.01)
+        tol = 0.01 if row.geometry.geom_type == "Polygon" else 0.5  # antimeridian cuts lie on chords
+        assert np.maximum(np.abs(x - cx), np.abs(y - cy)) == pytest.approx(3960.0, abs=tol)
     assert (gdf["epsg"].to_numpy() == utm_epsg(gdf.lon.to_numpy(), gdf.lat.to_numpy())).all()
 
 
