@@ -37,6 +37,8 @@ class ShardSummary:
     write_seconds: float
     """Wall time of the shard tasks alone (from the first submit to the last result)."""
     skipped_locations: dict[int, str] = field(default_factory=dict)
+    task_seconds: dict[str, float] = field(default_factory=dict)
+    """Summed over the written shards: time spent reading staging, on statistics, encoding, writing."""
 
     @property
     def ratio(self) -> float:
@@ -144,7 +146,9 @@ def build_dataset(
     written = sum(r.written for r in results)
     summary = ShardSummary(n, len(jobs), written, len(jobs) - written, sum(r.nbytes_raw for r in results),
                            sum(r.nbytes_stored for r in results), time.perf_counter() - t0, t2 - t1,
-                           dict(scan.skipped))
+                           dict(scan.skipped),
+                           {k: round(sum(r.seconds.get(k, 0.0) for r in results), 3)
+                            for k in ("read", "stats", "encode", "write")})
     log.info("sharded %d samples into %d shards (%d written, %d kept) in %.1f s", n, len(jobs), written,
              summary.kept, summary.seconds)
     return summary

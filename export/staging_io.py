@@ -12,7 +12,7 @@ import numpy as np
 
 from export.model import ExportSpec, LocationRecord, ProductRecord, SeasonRecord
 from pipeline.errors import UserError
-from pipeline.staging import META, StagedLocation, iter_complete, read_array
+from pipeline.staging import META, StagedLocation, iter_complete
 
 log = logging.getLogger(__name__)
 
@@ -77,12 +77,22 @@ def _check(loc: int, folder: Path, name: str, bands: tuple[str, ...], dtype: str
 
 
 def read_block(folders: tuple[str, ...], product: str, out: np.ndarray) -> None:
-    """Fill ``out`` (sample, time, band, y, x) with the staged arrays of ``folders`` for ``product``."""
+    """Fill ``out`` (sample, time, band, y, x) with the staged arrays of ``folders`` for ``product``.
+
+    Reads each ``<product>.npy`` (the staging format, see :func:`pipeline.staging.read_array`) straight into
+    its slot of ``out``: one read per file, no intermediate copy.
+    """
     for i, folder in enumerate(folders):
-        arr = read_array(Path(folder), product, mmap=False)  # one read() beats page faults on a mmap
-        if arr.shape != out.shape[1:] or arr.dtype != out.dtype:
-            raise UserError(
-                f"staged array {folder}/{product}.npy is {arr.shape} {arr.dtype}, expected {out.shape[1:]} "
-                f"{out.dtype}; delete that staging folder and rerun download"
-            )
-        out[i] = arr
+        path = Path(folder) / f"{product}.npy"
+        with open(path, "rb") as f:
+            major, _minor = np.lib.format.read_magic(f)
+            read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = read_header(f)
+            if tuple(shape) != out.shape[1:] or np.dtype(dtype) != out.dtype or fortran:
+                raise UserError(
+                    f"staged array {path} is {tuple(shape)} {dtype}, expected {out.shape[1:]} {out.dtype}; "
+                    "delete that staging folder and rerun download"
+                )
+            view = memoryview(out[i]).cast("B")
+            if f.readinto(view) != view.nbytes:
+                raise UserError(f"staged array {path} is truncated; delete that staging folder and rerun download")

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from zarr.storage import LocalStore, WrapperStore
 from export import stats as st
 from export.layout import BANDS, ShardSpan, bands_shard_key, check_aligned
 from export.model import ExportSpec
+from export.shardcodec import fast_encoder
 from export.staging_io import read_block
 
 TMP = ".tmp-"
@@ -57,6 +59,8 @@ class ShardResult:
     nbytes_stored: int
     written: bool
     """False when the shard was already finished and was kept."""
+    seconds: dict[str, float] = field(default_factory=dict)
+    """Where the task's time went: read, stats, encode, write (empty for a kept shard)."""
 
 
 class RefusedWrite(RuntimeError):
@@ -133,16 +137,32 @@ def write_shard(job: ShardJob) -> ShardResult:
     crcs: dict[str, int] = {}
     partials: dict[str, st.Partial] = {}
     raw = stored = 0
+    secs = dict.fromkeys(("read", "stats", "encode", "write"), 0.0)
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        secs[name] += now - clock
+        clock = now
+
     for layout in job.spec.products:
         block = np.empty((span.size, job.spec.n_times, *layout.sample_shape), dtype=layout.dtype)
         read_block(job.folders, layout.name, block)
+        lap("read")
         partials[layout.name] = st.partial_of(block, layout.nodata, job.spec.stats_stride)
+        lap("stats")
         key = bands_shard_key(layout.name, span.index)
-        data = encode_shard(store, f"{layout.name}/{BANDS}", key, span, block)
-        atomic_write(store / key, data)
-        crcs[layout.name] = google_crc32c.value(data)
+        parts = encode_shard(store, f"{layout.name}/{BANDS}", key, span, block)
+        lap("encode")
+        atomic_write(store / key, parts)
+        crc = 0
+        for part in parts:
+            crc = google_crc32c.extend(crc, part)
+        crcs[layout.name] = crc
+        stored += sum(len(p) if isinstance(p, bytes) else p.nbytes for p in parts)
+        lap("write")
         raw += block.nbytes
-        stored += data.nbytes
         del block
     stats_name = f"{span.index:06d}.stats.npz"
     arrays = {f"{name}.{k}": v for name, p in partials.items() for k, v in st.to_arrays(p).items()}
@@ -151,29 +171,39 @@ def write_shard(job: ShardJob) -> ShardResult:
               "location_ids": list(job.location_ids), "crc32c": crcs, "stats": stats_name,
               "nbytes_raw": raw, "nbytes_stored": stored}
     atomic_write(marker_path(job.state, span.index), json.dumps(marker, sort_keys=True).encode())
-    return ShardResult(span.index, job.key, crcs, partials, raw, stored, written=True)
+    return ShardResult(span.index, job.key, crcs, partials, raw, stored, written=True, seconds=secs)
 
 
-def encode_shard(store: Path, array_path: str, key: str, span: ShardSpan, block: np.ndarray) -> np.ndarray:
-    """The bytes (read-only uint8 array) of one whole ``bands`` shard, encoded by Zarr with the array's own codecs;
-    nothing is written."""
+def encode_shard(store: Path, array_path: str, key: str, span: ShardSpan, block: np.ndarray) -> list[Any]:
+    """The bytes of one whole ``bands`` shard, as parts to concatenate; nothing is written.
+
+    Encoded by :mod:`export.shardcodec` when it reproduces the array's codec chain exactly, else by Zarr
+    itself through a store wrapper that captures the write and refuses anything but this one shard.
+    """
     cap = _Capture(LocalStore(store), key)
-    # write_empty_chunks: every chunk is stored (and zarr skips its all-fill-value test of each chunk)
-    arr = zarr.open_array(cap, path=array_path, mode="r+", zarr_format=3).with_config({"write_empty_chunks": True})
+    arr = zarr.open_array(cap, path=array_path, mode="r+", zarr_format=3)
     check_aligned(span.start, span.stop, arr.shape[0], arr.shards[0] if arr.shards else arr.chunks[0])
+    if bands_shard_key(array_path.split("/")[0], span.start // (arr.shards or arr.chunks)[0]) != key:
+        raise RefusedWrite(f"shard {key!r} does not hold samples [{span.start}, {span.stop}) of {array_path}")
+    fast = fast_encoder(arr.metadata)
+    if fast is not None:
+        return fast(np.ascontiguousarray(block))
+    # write_empty_chunks: every chunk is stored (and zarr skips its all-fill-value test of each chunk)
+    arr = arr.with_config({"write_empty_chunks": True})
     arr[span.start : span.stop] = block
     if set(cap.captured) != {key}:
         raise RefusedWrite(f"zarr wrote {sorted(cap.captured)} for shard {key!r}; expected exactly that key")
-    return cap.captured[key]
+    return [cap.captured[key]]
 
 
-def atomic_write(path: Path, data: bytes | np.ndarray) -> None:
-    """Write ``data`` to a temporary sibling, fsync it, rename it over ``path``: all or nothing."""
+def atomic_write(path: Path, data: bytes | np.ndarray | list[Any]) -> None:
+    """Write ``data`` (or its parts, in order) to a temporary sibling, fsync it, rename it over ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{TMP}{path.name}-{uuid.uuid4().hex[:8]}")
     try:
         with open(tmp, "wb") as f:
-            f.write(data)
+            for part in data if isinstance(data, list) else [data]:
+                f.write(part)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

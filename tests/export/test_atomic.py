@@ -87,6 +87,6 @@ def test_writer_refuses_partial_shards(tmp_path: Path) -> None:
 
     with pytest.raises(ValueError, match="write whole shards of 8"):
         encode_shard(store, "s2_l2a/bands", bands_shard_key("s2_l2a", 0), ShardSpan(0, 0, 4), block)
-    with pytest.raises(RefusedWrite, match=r"refusing to (read|write)"):
+    with pytest.raises(RefusedWrite, match=r"does not hold samples \[0, 8\)"):
         encode_shard(store, "s2_l2a/bands", bands_shard_key("s2_l2a", 1), ShardSpan(0, 0, 8),
                      np.ones((8, 4, 4, 16, 16), np.uint16))
