@@ -52,15 +52,15 @@ def load_land_mask() -> LandMask:
 
 
 def footprint_polygons(lon: NDArray[np.float64], lat: NDArray[np.float64], zone: NDArray[np.int64],
-                       half: NDArray[np.float64], max_segment_m: float = POLYGON_SEGMENT_M
-                       ) -> NDArray[np.object_]:
+                       half: NDArray[np.float64], max_segment_m: float = POLYGON_SEGMENT_M,
+                       en: tuple[NDArray[np.float64], NDArray[np.float64]] | None = None) -> NDArray[np.object_]:
     """EPSG:4326 polygons of footprints: corners, edge midpoints and more vertices so that no edge segment
     exceeds ``max_segment_m`` (all footprints share one count). The straight lon/lat segments stay within
     ~0.3 m of the true UTM square for 7.92 km footprints at 45 deg (3 cm for 2.64 km) with two per edge."""
     if len(lon) == 0:
         return np.zeros(0, dtype=object)
     segments = max(2, segments_for(2.0 * float(np.max(half)), max_segment_m))
-    return polygons_4326(lonlat_rings(lon, lat, zone, half, segments))
+    return polygons_4326(lonlat_rings(lon, lat, zone, half, segments, en))
 
 
 def area_rejects(lon: NDArray[np.float64], lat: NDArray[np.float64], zone: NDArray[np.int64],

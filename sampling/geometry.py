@@ -136,15 +136,16 @@ def segments_for(side_m: float, max_segment_m: float) -> int:
     return max(1, math.ceil(side_m / max_segment_m - 1e-9))
 
 
-def lonlat_rings(lon: FloatArray, lat: FloatArray, zone: IntArray, half: FloatArray,
-                 segments: int) -> NDArray[np.float64]:
+def lonlat_rings(lon: FloatArray, lat: FloatArray, zone: IntArray, half: FloatArray, segments: int,
+                 en: tuple[FloatArray, FloatArray] | None = None) -> NDArray[np.float64]:
     """Footprint boundaries as (lon, lat) rings, shape (n, 4 * segments + 1, 2), vertex 0 the SW corner.
 
     Corners and edge midpoints are projected exactly; further vertices lie on the parabola through an
     edge's two corners and midpoint (in lon/lat), which matches the true image of the edge to about a
-    millimetre for footprints of a few km (the third-order term), at a fraction of the cost.
+    millimetre for footprints of a few km (the third-order term), at a fraction of the cost. ``en``: the
+    centres' easting/northing when already known.
     """
-    e, n = to_utm(lon, lat, zone)
+    e, n = en if en is not None else to_utm(lon, lat, zone)
     key = square_rings(e, n, half, min(segments, 2))
     k = key.shape[1]
     kl, kt = from_utm(key[:, :, 0].ravel(), key[:, :, 1].ravel(), np.repeat(np.asarray(zone), k))

@@ -150,7 +150,7 @@ def sample_locations(cities: pd.DataFrame, n: int, footprint_m: float, sigma_m: 
     stats: dict[str, Any] = {"existing": n_old, "placed": 0, "candidates": 0, "batches": 0,
                              "rejected": dict.fromkeys(REASONS, 0)}
     if n <= n_old:
-        return _frame(old, None, cities, out_state, stats, opt, half)
+        return _frame(old, None, cities, out_state, stats, opt)
 
     weights = cities["population"].to_numpy(np.float64) if opt.city_choice == "population" else None
     stream = CandidateStream(cities["lon"].to_numpy(), cities["lat"].to_numpy(), sigma_m,
@@ -162,7 +162,8 @@ def sample_locations(cities: pd.DataFrame, n: int, footprint_m: float, sigma_m: 
     batch_grid = LatLonGrid(math.degrees(float(centre_distance_bound(half, half)) / M_MIN))
     need, pos, run, rate = n - n_old, start, 0, 0.8
     counts = np.zeros(len(REASONS) + 1, dtype=np.int64)
-    new: list[tuple[Candidates, NDArray[np.int64]]] = []
+    new_city: list[NDArray[np.int64]] = []
+    new_dist: list[NDArray[np.float64]] = []
     maxc = opt.max_candidates_per_location
     while need > 0:
         length = int(min(max(math.ceil(need / rate * 1.1) + 16, MIN_BATCH), MAX_BATCH))
@@ -187,7 +188,8 @@ def sample_locations(cities: pd.DataFrame, n: int, footprint_m: float, sigma_m: 
         take = acc[:k]
         placed.add(lon=cand.lon[take], lat=cand.lat[take], zone=zone[take], e=e[take], n=nn[take],
                    half=np.full(k, half))
-        new.append((cand, take))
+        new_city.append(cand.city[take])
+        new_dist.append(cand.dist_m[take])
         need -= k
         pos = cand.start + end + 1
         run = end - (int(acc[k - 1]) if k else -1 - run)
@@ -205,7 +207,9 @@ def sample_locations(cities: pd.DataFrame, n: int, footprint_m: float, sigma_m: 
     stats.update(placed=n - n_old, candidates=pos - start,
                  rejected={r: int(c) for r, c in zip(REASONS, counts[1:], strict=True)})
     t_frame, c_frame = time.perf_counter(), time.process_time()
-    gdf = _frame(old, new, cities, out_state, stats, opt, half)
+    fresh = {f: placed[f][n_old:] for f in _Placed.FIELDS}
+    fresh.update(city=np.concatenate(new_city), dist_m=np.concatenate(new_dist))
+    gdf = _frame(old, fresh, cities, out_state, stats, opt)
     stats.update(place_s=round(t_frame - t_start, 4), frame_s=round(time.perf_counter() - t_frame, 4),
                  place_cpu_s=round(c_frame - c_start, 4), frame_cpu_s=round(time.process_time() - c_frame, 4))
     return gdf
@@ -374,8 +378,10 @@ def params_key(cities: pd.DataFrame, footprint_m: float, sigma_m: float, seed: i
     return h.hexdigest()[:32]
 
 
-def _frame(old: dict[str, Any], new: list[tuple[Candidates, NDArray[np.int64]]] | None, cities: pd.DataFrame,
-           state: dict[str, Any], stats: dict[str, Any], opt: SamplerOptions, half: float) -> gpd.GeoDataFrame:
+def _frame(old: dict[str, Any], new: dict[str, NDArray[Any]] | None, cities: pd.DataFrame,
+           state: dict[str, Any], stats: dict[str, Any], opt: SamplerOptions) -> gpd.GeoDataFrame:
+    """The output table: existing rows as they were, then the new ones (arrays of :class:`_Placed` fields
+    plus city index and distance), with their footprint polygons."""
     cols: dict[str, list[Any]] = {c: [] for c in COLUMNS}
     rows = old["rows"]
     if rows is not None:
@@ -388,22 +394,19 @@ def _frame(old: dict[str, Any], new: list[tuple[Candidates, NDArray[np.int64]]] 
         cols["city_id"].append(rows["city_id"].to_numpy(np.int64))
         cols["dist_m"].append(rows["dist_m"].to_numpy(np.float64))
         cols["geometry"].append(rows.geometry.to_numpy())
-    next_id = int(old["id"].max()) + 1 if len(old["id"]) else 0
-    for cand, take in new or []:
-        if len(take) == 0:
-            continue
-        lon, lat, city = cand.lon[take], cand.lat[take], cand.city[take]
-        cols["location_id"].append(np.arange(next_id, next_id + len(take), dtype=np.int64))
-        next_id += len(take)
+    if new is not None and len(new["lon"]):
+        lon, lat, city = new["lon"], new["lat"], new["city"]
+        next_id = int(old["id"].max()) + 1 if len(old["id"]) else 0
+        cols["location_id"].append(np.arange(next_id, next_id + len(lon), dtype=np.int64))
         cols["lon"].append(lon)
         cols["lat"].append(lat)
         cols["epsg"].append(utm_epsg(lon, lat))
         cols["city"].append(cities["name"].to_numpy(object)[city])
         cols["country"].append(cities["country"].to_numpy(object)[city])
         cols["city_id"].append(cities["city_id"].to_numpy(np.int64)[city])
-        cols["dist_m"].append(cand.dist_m[take])
-        cols["geometry"].append(footprint_polygons(lon, lat, utm_zone(lon), np.full(len(lon), half),
-                                                   opt.polygon_segment_m))
+        cols["dist_m"].append(new["dist_m"])
+        cols["geometry"].append(footprint_polygons(lon, lat, new["zone"], new["half"], opt.polygon_segment_m,
+                                                   (new["e"], new["n"])))
     dtypes = {"location_id": np.int64, "lon": np.float64, "lat": np.float64, "epsg": np.int32,
               "city": object, "country": object, "city_id": np.int64, "dist_m": np.float64, "geometry": object}
     data = {c: (np.concatenate(v) if v else np.zeros(0, dtype=dtypes[c])).astype(dtypes[c]) for c, v in cols.items()}
