@@ -27,6 +27,7 @@ def layouts() -> tuple[ProductLayout, ...]:
 
 
 def spec(shard_size: int = SHARD, **kw) -> ExportSpec:  # type: ignore[no-untyped-def]
+    kw.setdefault("stats_stride", 1)  # every pixel, so the tests can compare with numpy exactly
     return ExportSpec(layouts(), shard_size, kw.pop("codec", CodecSpec()), **kw)
 
 
