@@ -121,3 +121,22 @@ def test_seasons_windows_and_least_cloudy(served_geoparquet, pool) -> None:
         rivals = [s for s in idx.values() if s.product == "s2_l2a" and s.site == sc.site and s.epsg == sc.epsg
                   and w.start <= s.datetime <= w.end and s.edge is None]
         assert rivals and sc.cloud_cover <= min(s.cloud_cover for s in rivals)
+
+
+@pytest.mark.parametrize(
+    ("product", "years", "platforms"),
+    [("landsat_tm_sr", (2010, 2011), {"landsat-5"}), ("landsat_etm_toa", (2002, 2003), {"landsat-7"}),
+     ("landsat_oli_sr", (2023, 2024), {"landsat-8", "landsat-9"})],
+)
+@pytest.mark.parametrize("path", ["stac-api", "geoparquet"])
+def test_landsat_sensors_share_a_collection_and_are_told_apart(
+    served_pgstac, served_geoparquet, pool, product: str, years: tuple, platforms: set, path: str
+) -> None:
+    url = served_pgstac.stac_url if path == "stac-api" else str(served_geoparquet.geoparquet)
+    lon, lat = POINTS["munich"]
+    r, _ = fetch(url, 0, lon, lat, (product_request(product, 44, None),), pool, years=years)
+    idx = scene_index()
+    picks = r.meta.products[product].seasons
+    assert {idx[s.scene_id].platform for s in picks} <= platforms
+    assert {idx[s.scene_id].product for s in picks} == {product}
+    check_product(r, product, 0.02, 5.0)
