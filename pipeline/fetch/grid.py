@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from pyproj import Transformer
@@ -78,6 +77,3 @@ def _to_utm(epsg: int) -> Transformer:
         tr = _CACHE[epsg] = Transformer.from_crs(4326, epsg, always_xy=True)
     return tr
 
-
-def is_finite(v: float) -> bool:
-    return math.isfinite(v)

@@ -6,7 +6,6 @@ pystac (JSON), never by hand. A truncated or malformed item is skipped with a wa
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import warnings
 from pathlib import Path
@@ -141,6 +140,3 @@ class IndexSource:
 
         return list(stac_table_to_items(self._table.take(idx)))
 
-
-def utc(t: dt.datetime) -> dt.datetime:
-    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
