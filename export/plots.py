@@ -30,10 +30,17 @@ def world_map(path: Path, groups: Mapping[str, tuple[np.ndarray, np.ndarray]]) -
     """Locations on a lon/lat plate carree, one colour per group (``{"packed": (lon, lat), "failed: x": ...}``)."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(11, 5.6))
-    palette = ["#1a9850", "#d73027", "#fc8d59", "#91bfdb", "#4575b4", "#984ea3", "#999999", "#000000"]
-    for k, (label, (lon, lat)) in enumerate(groups.items()):
-        colour = "#1a9850" if label.startswith("packed") else palette[1 + k % (len(palette) - 1)]
-        ax.scatter(lon, lat, s=9, alpha=0.8, label=f"{label} ({len(lon)})", color=colour, linewidths=0)
+    palette = ["#d73027", "#ff7f00", "#984ea3", "#377eb8", "#a65628", "#f781bf", "#000000"]
+    others = 0
+    for label, (lon, lat) in groups.items():
+        if label.startswith("packed"):
+            ax.scatter(lon, lat, s=10, alpha=0.8, label=f"{label} ({len(lon)})", color="#1a9850", linewidths=0)
+        elif label == "not attempted":
+            ax.scatter(lon, lat, s=10, alpha=0.6, label=f"{label} ({len(lon)})", color="#999999", linewidths=0)
+        else:
+            ax.scatter(lon, lat, s=30, marker="x", label=f"{label} ({len(lon)})",
+                       color=palette[others % len(palette)], linewidths=1.2)
+            others += 1
     ax.set(xlim=(-180, 180), ylim=(-90, 90), xlabel="longitude", ylabel="latitude", aspect="equal",
            title="Locations: packed into the dataset vs failed (by reason)")
     ax.set_xticks(range(-180, 181, 30))
