@@ -151,20 +151,19 @@ def lonlat_rings(lon: FloatArray, lat: FloatArray, zone: IntArray, half: FloatAr
     kl, kt = from_utm(key[:, :, 0].ravel(), key[:, :, 1].ravel(), np.repeat(np.asarray(zone), k))
     kl = kl.reshape(-1, k)
     kt = kt.reshape(-1, k)
+    if segments <= 2:  # every vertex exact, longitudes already in [-180, 180)
+        return np.stack([kl, kt], axis=2)
     kl = np.asarray(lon, dtype=np.float64)[:, None] + wrap_lon(kl - np.asarray(lon)[:, None])  # unwrapped
-    if segments <= 2:
-        out = np.stack([kl, kt], axis=2)
-    else:
-        t = np.arange(segments, dtype=np.float64) / segments * 2.0 - 1.0
-        basis = np.stack([np.ones_like(t), t, t * t])  # (3, segments)
-        key2 = np.stack([kl, kt], axis=1)  # (n, 2, 9)
-        a, m, b = key2[:, :, 0:8:2], key2[:, :, 1:8:2], key2[:, :, 2:9:2]  # (n, 2, 4) each
-        coef = np.stack([m, (b - a) / 2.0, (a + b) / 2.0 - m], axis=-1)  # (n, 2, 4, 3)
-        edges = coef @ basis  # (n, 2, 4, segments)
-        out = np.empty((len(e), 4 * segments + 1, 2))
-        out[:, :-1, 0] = edges[:, 0].reshape(len(e), -1)
-        out[:, :-1, 1] = edges[:, 1].reshape(len(e), -1)
-        out[:, -1] = out[:, 0]
+    t = np.arange(segments, dtype=np.float64) / segments * 2.0 - 1.0
+    basis = np.stack([np.ones_like(t), t, t * t])  # (3, segments)
+    key2 = np.stack([kl, kt], axis=1)  # (n, 2, 9)
+    a, m, b = key2[:, :, 0:8:2], key2[:, :, 1:8:2], key2[:, :, 2:9:2]  # (n, 2, 4) each
+    coef = np.stack([m, (b - a) / 2.0, (a + b) / 2.0 - m], axis=-1)  # (n, 2, 4, 3)
+    edges = coef @ basis  # (n, 2, 4, segments)
+    out = np.empty((len(e), 4 * segments + 1, 2))
+    out[:, :-1, 0] = edges[:, 0].reshape(len(e), -1)
+    out[:, :-1, 1] = edges[:, 1].reshape(len(e), -1)
+    out[:, -1] = out[:, 0]
     out[:, :, 0] = wrap_lon(out[:, :, 0])
     return out
 

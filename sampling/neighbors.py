@@ -51,11 +51,12 @@ class LatLonGrid:
         row = np.clip(np.floor((lat + 90.0) / self.h).astype(np.int64), 0, self.nrows - 1)
         return self.row_start[row] + self._col(lon, row)
 
-    def insert(self, lon: NDArray[np.float64], lat: NDArray[np.float64]) -> None:
-        """Add points; they get ids ``n .. n + len(lon) - 1``."""
+    def insert(self, lon: NDArray[np.float64], lat: NDArray[np.float64]) -> NDArray[np.int64]:
+        """Add points; they get ids ``n .. n + len(lon) - 1``. Returns, per new point, how many of the
+        points inserted before it in this call share its cell (a cheap crowding measure)."""
         m = len(lon)
         if m == 0:
-            return
+            return np.zeros(0, dtype=np.int64)
         cells = self.cells(np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64))
         order = np.argsort(cells, kind="stable")
         cs = cells[order]
@@ -75,6 +76,10 @@ class LatLonGrid:
         self.head[cs[first]] = ids[first]
         self._touched.append(cs[first])
         self.n += m
+        pos = np.arange(m)
+        rank = np.empty(m, dtype=np.int64)
+        rank[order] = pos - np.maximum.accumulate(np.where(first, pos, 0))
+        return rank
 
     def clear(self) -> None:
         """Remove every point (cheap: only the touched cells are reset)."""
@@ -105,15 +110,17 @@ class LatLonGrid:
             w, ncols = self.w[row], self.ncols[row]
             c_lo = np.floor(west[ok] / w).astype(np.int64)
             nc = np.minimum(np.floor(east[ok] / w).astype(np.int64) - c_lo + 1, ncols)
-            c_lo %= ncols  # from here on 0 <= c_lo + j < 2 * ncols
+            c_lo += np.where(c_lo < 0, ncols, 0)  # west >= -dlam: from here on 0 <= c_lo + j < 2 * ncols
             base = self.row_start[row]
             for j in range(int(nc.max())):
-                sel = np.flatnonzero(j < nc) if j else np.arange(len(ok))
-                col = c_lo[sel] + j
-                col -= np.where(col >= ncols[sel], ncols[sel], 0)
-                p = self.head[base[sel] + col]
+                if j:
+                    sel = np.flatnonzero(j < nc)
+                    col, nco, bas, q = c_lo[sel] + j, ncols[sel], base[sel], ok[sel]
+                else:
+                    col, nco, bas, q = c_lo, ncols, base, ok
+                p = self.head[bas + col - np.where(col >= nco, nco, 0)]
                 hit = p >= 0
-                qs.append(ok[sel[hit]])
+                qs.append(q[hit])
                 ps.append(p[hit])
         q, ptr = np.concatenate(qs), np.concatenate(ps)
         out_q: list[NDArray[np.int64]] = []

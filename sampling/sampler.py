@@ -13,10 +13,13 @@ in-order resolution of conflicts inside the batch) and gives byte-identical resu
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -209,10 +212,23 @@ def sample_locations(cities: pd.DataFrame, n: int, footprint_m: float, sigma_m: 
     t_frame, c_frame = time.perf_counter(), time.process_time()
     fresh = {f: placed[f][n_old:] for f in _Placed.FIELDS}
     fresh.update(city=np.concatenate(new_city), dist_m=np.concatenate(new_dist))
-    gdf = _frame(old, fresh, cities, out_state, stats, opt)
+    with _gc_paused():  # a million new polygon objects: the cyclic GC would rescan them again and again
+        gdf = _frame(old, fresh, cities, out_state, stats, opt)
     stats.update(place_s=round(t_frame - t_start, 4), frame_s=round(time.perf_counter() - t_frame, 4),
                  place_cpu_s=round(c_frame - c_start, 4), frame_cpu_s=round(time.process_time() - c_frame, 4))
     return gdf
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while many objects are created (none of them form cycles)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def _reasons_text(rej: dict[str, int]) -> str:
@@ -228,10 +244,12 @@ def _decide(c: Candidates, placed: _Placed, batch_grid: LatLonGrid, half: float,
     lat_ok = (c.lat >= UTM_LAT_MIN) & (c.lat <= UTM_LAT_MAX)
     reason[~lat_ok] = 1
     zone = utm_zone(c.lon)
-    e = np.full(m, np.nan)
-    nn = np.full(m, np.nan)
     ok = np.flatnonzero(lat_ok)
-    e[ok], nn[ok] = to_utm(c.lon[ok], c.lat[ok], zone[ok])
+    if len(ok) == m:
+        e, nn = to_utm(c.lon, c.lat, zone)
+    else:
+        e, nn = np.full(m, np.nan), np.full(m, np.nan)
+        e[ok], nn[ok] = to_utm(c.lon[ok], c.lat[ok], zone[ok])
     hv = np.full(m, half)
     cs = Squares(c.lon, c.lat, zone, e, nn, hv)
     if placed.size and len(ok):
@@ -249,13 +267,16 @@ def _decide(c: Candidates, placed: _Placed, batch_grid: LatLonGrid, half: float,
         filt[out_in] = 4
         filt[in_ex] = 3
     elig = alive[filt == 0]
-    keep_n = _within_pair_budget(batch_grid, c.lon[elig], c.lat[elig])
-    if keep_n < len(elig):  # cut the batch short before the first candidate over the budget
+    rank = batch_grid.insert(c.lon[elig], c.lat[elig])
+    over = np.flatnonzero(np.cumsum(rank) * 9 > PAIR_BUDGET)  # estimate: 9 cells x same-cell crowding
+    if len(over):  # a fresh hot spot: cut the batch short before the first candidate over the budget
+        keep_n = max(int(over[0]), 1)
         m = int(elig[keep_n])
         reason, zone, e, nn = reason[:m], zone[:m], e[:m], nn[:m]
         filt, alive, elig = filt[alive < m], alive[alive < m], elig[:keep_n]
+        batch_grid.clear()
+        batch_grid.insert(c.lon[elig], c.lat[elig])
     dmax = float(centre_distance_bound(half, half))
-    batch_grid.insert(c.lon[elig], c.lat[elig])
     qi, xi = batch_grid.query(c.lon[elig], c.lat[elig], dmax)
     batch_grid.clear()
     keep = xi < qi
@@ -274,23 +295,6 @@ def _decide(c: Candidates, placed: _Placed, batch_grid: LatLonGrid, half: float,
         qi, xi = qi[keep], xi[keep]
         reason[failed[qi[overlaps(cs, failed[qi], cs, accepted[xi])]]] = 2
     return reason, zone, e, nn
-
-
-def _within_pair_budget(grid: LatLonGrid, lon: NDArray[np.float64], lat: NDArray[np.float64]) -> int:
-    """How many of these points (in order) fit the in-batch PAIR_BUDGET (estimate: 9 x earlier same-cell
-    points per point); at least one."""
-    if len(lon) < 2048:
-        return len(lon)
-    cells = grid.cells(lon, lat)
-    order = np.argsort(cells, kind="stable")
-    sc = cells[order]
-    first = np.ones(len(sc), dtype=bool)
-    first[1:] = sc[1:] != sc[:-1]
-    pos = np.arange(len(sc))
-    rank = np.empty(len(sc), dtype=np.int64)
-    rank[order] = pos - np.maximum.accumulate(np.where(first, pos, 0))
-    over = np.flatnonzero(np.cumsum(rank) * 9 > PAIR_BUDGET)
-    return max(int(over[0]), 1) if len(over) else len(lon)
 
 
 def _check_args(n: int, footprint_m: float, sigma_m: float, seed: int, opt: SamplerOptions) -> None:

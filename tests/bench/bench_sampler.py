@@ -91,7 +91,7 @@ def _run_child(kind: str, n: int, footprint_m: float, out: Path) -> None:
 
 
 def count_overlaps(parquet: Path, footprint_m: float) -> tuple[int, int]:
-    """(pairs sharing area, pairs examined): STRtree on the EPSG:4326 polygons finds pairs within ~1 m; the
+    """(pairs sharing area, pairs examined): STRtree on the EPSG:4326 polygons finds pairs within 1e-4 deg; the
     shared area of each is measured in the first one's UTM zone with densely sampled boundaries."""
     import geopandas as gpd
     import shapely
@@ -99,7 +99,7 @@ def count_overlaps(parquet: Path, footprint_m: float) -> tuple[int, int]:
 
     gdf = gpd.read_parquet(parquet)
     geoms = gdf.geometry.to_numpy()
-    a, b = shapely.STRtree(geoms).query(geoms, predicate="dwithin", distance=1e-5)
+    a, b = shapely.STRtree(geoms).query(geoms, predicate="dwithin", distance=1e-4)
     keep = a < b
     a, b = a[keep], b[keep]
     lon, lat, epsg = gdf["lon"].to_numpy(), gdf["lat"].to_numpy(), gdf["epsg"].to_numpy()

@@ -188,3 +188,10 @@ def test_land_filter_without_the_extra_names_it(monkeypatch) -> None:  # type: i
     monkeypatch.setitem(sys.modules, "global_land_mask.globe", None)
     with pytest.raises(MissingExtraError, match=r"ssl4eo-curate\[land\]"):
         sample_locations(TAB, 5, 2640.0, 5000.0, 0, SamplerOptions(land_filter=True))
+
+
+def test_hot_spot_is_bounded_and_fails_fast() -> None:
+    """100,000 locations asked around one city with sigma 2.5 km: the first batch crowds into a few grid
+    cells; the in-batch pair budget keeps memory bounded and the give-up rule stops the run quickly."""
+    with pytest.raises(SamplingError, match=r"placed \d+ of 100000"):
+        sample_locations(cities([(0.0, 0.0)]), 100_000, 2640.0, 2500.0, 0)
