@@ -42,7 +42,7 @@ def write_plots(locations: pd.DataFrame, out_dir: str | os.PathLike[str], sigma_
     if n > DENSITY_ABOVE:
         h, _, _ = np.histogram2d(lat, lon, bins=(360, 720), range=((-90, 90), (-180, 180)))
         h = np.ma.masked_equal(h, 0)
-        im = ax.imshow(np.log10(h[::-1]), extent=(-180, 180, -90, 90), cmap="viridis", interpolation="nearest")
+        im = ax.imshow(np.ma.log10(h[::-1]), extent=(-180, 180, -90, 90), cmap="viridis", interpolation="nearest")
         fig.colorbar(im, ax=ax, shrink=0.7, label="log10 locations per 0.5 deg cell")
     elif n:
         ax.scatter(lon, lat, s=12 if n < 200 else (4 if n < 5000 else 0.6), c="#c0392b", linewidths=0)
@@ -63,7 +63,8 @@ def write_plots(locations: pd.DataFrame, out_dir: str | os.PathLike[str], sigma_
     if sigma_m:
         top = max(top, 4.0 * sigma_m / 1000.0)
     bins = np.linspace(0, top, int(np.clip(2 * np.sqrt(n), 10, 60)) + 1)
-    ax.hist(km, bins=bins, density=True, color="#5d8aa8", label=f"sampled ({n:,})")
+    if n:
+        ax.hist(km, bins=bins, density=True, color="#5d8aa8", label=f"sampled ({n:,})")
     if sigma_m:
         s = sigma_m / 1000.0
         x = np.linspace(0, top, 300)
@@ -74,7 +75,8 @@ def write_plots(locations: pd.DataFrame, out_dir: str | os.PathLike[str], sigma_
                    label=f"median {np.median(km):.1f} km")
     ax.set_xlabel("distance to the city (km)")
     ax.set_ylabel("density")
-    ax.legend(fontsize=8)
+    if n or sigma_m:
+        ax.legend(fontsize=8)
     ax.set_title("distance of each location to its city")
     hist_path = out / HIST_NAME
     fig.savefig(hist_path, metadata=meta, bbox_inches="tight")

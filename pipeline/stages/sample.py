@@ -90,14 +90,14 @@ def main(cfg: Config, out: Path) -> int:
     rej = stats.get("rejected", {})
     rej_text = ", ".join(f"{v:,} {k}" for k, v in rej.items() if v) or "none"
     n_new, n_old = stats.get("placed", 0), stats.get("existing", 0)
-    dist_km = gdf["dist_m"].median() / 1000 if len(gdf) else float("nan")
+    median = f"median distance to the city {gdf['dist_m'].median() / 1000:.1f} km; " if len(gdf) else ""
     kept = f"kept {n_old:,} existing and " if n_old else ""
     extra = f" ({sc.n_locations:,} x oversample {sc.oversample:g})" if sc.oversample > 1 else ""
     print(
         f"sample: {kept}placed {n_new:,} new location(s), {len(gdf):,} in total for {n_total:,} requested{extra}, "
         f"from {len(cities):,} {sc.cities} cities ({sc.city_choice} choice) with sigma {sc.sigma_m:g} m and "
         f"{cfg.footprint_m:g} m footprints, no two overlapping; tried {stats.get('candidates', 0):,} candidates "
-        f"(rejected: {rej_text}); median distance to the city {dist_km:.1f} km; "
+        f"(rejected: {rej_text}); {median}"
         f"{gdf['epsg'].nunique()} UTM zone(s); {time.perf_counter() - t0:.1f} s. "
         f"Wrote {path}, {map_png.name} and {hist_png.name}: look at the map before downloading."
     )
