@@ -11,10 +11,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import numpy as np
 import pystac
+import shapely
 from pyproj import Transformer
 from shapely.geometry import mapping
-from shapely.ops import transform as shp_transform
 
 from pipeline.archive import truth
 from pipeline.archive.plan import COLLECTIONS, S1_SPEC, Scene, _tiles
@@ -67,7 +68,10 @@ def footprint_lonlat(scene: Scene):  # -> shapely geometry
     region = next(r for e, r in _tiles(site, spec.half_size_m) if e == scene.epsg)
     poly = footprint_local(scene, region)
     tr = Transformer.from_crs(truth.site_crs(site.lon, site.lat), "EPSG:4326", always_xy=True)
-    return shp_transform(tr.transform, poly.segmentize(500.0))
+    def project(xy: np.ndarray) -> np.ndarray:
+        return np.column_stack(tr.transform(xy[:, 0], xy[:, 1]))
+
+    return shapely.transform(poly.segmentize(500.0), project)
 
 
 def scene_item(scene: Scene) -> pystac.Item:

@@ -26,6 +26,8 @@ class IndexSource:
 
     def __init__(self, path: str) -> None:
         self.path = path
+        self._refs: dict[int, SceneRef | None] = {}
+        """Parsed rows, by row number: neighbouring locations search the same scenes over and over."""
         p = Path(path)
         if not p.is_file():
             raise SourceError(f"source index {path!r} not found; build/serve the archive or fix source.url")
@@ -124,14 +126,15 @@ class IndexSource:
             hit[ok] = shapely.intersects(np.asarray(list(geoms[ok])), shapely.box(*q.bbox))
             idx = idx[hit]
         idx = idx[: q.limit]
-        out = []
-        for d in self._dicts(idx):
+        todo = np.array([i for i in idx if int(i) not in self._refs], dtype=np.int64)
+        for i, d in zip(todo, self._dicts(todo) if todo.size else [], strict=True):
             try:
-                out.append(scene_ref(pystac.Item.from_dict(d, preserve_dict=False)))
+                self._refs[int(i)] = scene_ref(pystac.Item.from_dict(d, preserve_dict=False))
             except Exception as e:  # a truncated/malformed item must not kill the run
+                self._refs[int(i)] = None
                 warnings.warn(f"skipped item {d.get('id')!r} of {self.path}: {type(e).__name__}: {e}",
                               SkippedItemWarning, stacklevel=2)
-        return out
+        return [r for r in (self._refs[int(i)] for i in idx) if r is not None]
 
     def _dicts(self, idx: np.ndarray) -> list[dict]:
         if self._items is not None:
