@@ -96,6 +96,18 @@ def fetch_and_stage(task: LocationTask, params: FetchParams, out: str, io_thread
                        time.perf_counter() - t0)
 
 
+def _reconcile(out: Path, ids: set[int], ledger: dict[int, Entry]) -> None:
+    """Staged locations the ledger does not call complete (the driver died between the worker's atomic staging
+    write and its ledger line) get their entry now, so ledger and staging agree."""
+    missing = sorted(i for i in staging.complete_ids(out) & ids
+                     if ledger.get(i) is None or ledger[i].status != "complete")
+    if missing:
+        with LedgerWriter(out) as w:
+            for i in missing:
+                prev = ledger.get(i)
+                w.write(Entry(i, "complete", None, "recovered from staging", (prev.attempt if prev else 0) + 1))
+
+
 def run_fetch(client, tasks: list[LocationTask], params: FetchParams, out: Path, *,  # type: ignore[no-untyped-def]
               result_timeout_s: float = 900.0, retry_failed: bool = False, io_threads: int = 8,
               progress: Callable[[int, int, Counter[str]], None] | None = None) -> DownloadSummary:
@@ -107,7 +119,9 @@ def run_fetch(client, tasks: list[LocationTask], params: FetchParams, out: Path,
     staging.clean_partial(out)
     todo, n_done, n_failed = plan_todo(tasks, out, retry_failed)
     s = DownloadSummary(total=len(tasks), skipped_complete=n_done, skipped_failed=n_failed)
-    attempts = {k: e.attempt for k, e in read_ledger(out).items()}
+    ledger_now = read_ledger(out)
+    attempts = {k: e.attempt for k, e in ledger_now.items()}
+    _reconcile(out, {t.location_id for t in tasks}, ledger_now)
     if not todo:
         s.seconds = time.perf_counter() - t0
         return s

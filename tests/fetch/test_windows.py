@@ -36,3 +36,4 @@ def test_refuses_what_needs_a_warp() -> None:
     assert nested_window(src(20.0), 32632, 10_000, 10_000, g) is None  # padding falls off the west edge
     assert nested_window(src(10.0), 32632, 100, 100, g) is None  # patch larger than the source
     assert nested_window((10.0, 0.5, 600000.0, 0.0, -10.0, 5000020.0), 32632, 10_000, 10_000, g) is None  # rotated
+

@@ -1,0 +1,22 @@
+"""The download driver's bookkeeping (no cluster needed where there is nothing to fetch)."""
+
+from __future__ import annotations
+
+
+def test_ledger_reconciled_from_staging(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A location staged by a worker whose driver died before the ledger line is recorded complete on rerun."""
+    import numpy as np
+
+    from pipeline.fetch.request import LocationTask
+    from pipeline.fetch.run import run_fetch
+    from pipeline.ledger import read_ledger
+    from pipeline.staging import SeasonPick, StagedLocation, StagedProduct, write_location
+
+    pick = SeasonPick(0, "2023-03-20T10:00:00+00:00", "S", "", "c", 0.0, 0.0)
+    meta = StagedLocation(3, 1.0, 2.0, 32631, {"p": StagedProduct("p", ("b",), "uint16", 2, 10.0,
+                                                                  (10, 0, 0, 0, -10, 0), (pick,))})
+    write_location(tmp_path, meta, {"p": np.zeros((1, 1, 2, 2), np.uint16)})
+    s = run_fetch(None, [LocationTask(3, 1.0, 2.0, 32631)], None, tmp_path)  # nothing to do: no client needed
+    assert s.skipped_complete == 1
+    e = read_ledger(tmp_path)[3]
+    assert e.status == "complete" and "recovered" in e.detail
