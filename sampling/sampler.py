@@ -201,10 +201,11 @@ def sample_locations(cities: pd.DataFrame, n: int, footprint_m: float, sigma_m: 
         if fail_at is not None:
             rej = {r: int(c) for r, c in zip(REASONS, counts[1:], strict=True)}
             placed_n = n - need
+            kept = f" ({n_old} existing)" if n_old else ""
             raise SamplingError(
-                f"placed {placed_n} of {n} locations, then {maxc} candidates in a row were rejected "
-                f"({_reasons_text(rej)}) after {processed} candidates: the cities are saturated for this "
-                "footprint and sigma; ask for fewer locations, use more cities or a larger sigma, or raise "
+                f"placed {placed_n} of {n} locations{kept}, then {maxc} candidates in a row were rejected "
+                f"({_reasons_text(rej)}) after {processed} candidates: {_WHY[max(rej, key=rej.__getitem__)]}; "
+                "ask for fewer locations, use more cities or a larger sigma, or raise "
                 "max_candidates_per_location", placed=placed_n, requested=n, rejected=rej)
     out_state["next_candidate"] = pos
     stats.update(placed=n - n_old, candidates=pos - start,
@@ -229,6 +230,15 @@ def _gc_paused() -> Iterator[None]:
     finally:
         if was:
             gc.enable()
+
+
+_WHY = {
+    "overlap": "the cities are saturated for this footprint and sigma",
+    "latitude": "most candidates fall beyond UTM's latitudes (80 S to 84 N)",
+    "exclude": "most candidates touch the exclude areas",
+    "include": "most candidates fall outside the include areas",
+    "water": "most candidates are mostly water",
+}
 
 
 def _reasons_text(rej: dict[str, int]) -> str:

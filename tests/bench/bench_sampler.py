@@ -29,6 +29,7 @@ BENCH_SAMPLER_BIG_REF=0 skips the reference at 1M (about two minutes).
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import resource
@@ -62,13 +63,24 @@ def _child(kind: str, n: int, footprint_m: float, out: Path) -> dict[str, Any]:
     return json.loads(res.read_text())
 
 
+def _peak_rss_mb() -> float:
+    """This process's peak RSS: VmHWM (fresh after exec, unlike ru_maxrss, which can carry the parent's)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _run_child(kind: str, n: int, footprint_m: float, out: Path) -> None:
     from sampling import load_geonames_cities, sample_locations, write_locations
     from sampling._reference import reference_place
     from sampling.sampler import SamplingError
 
     cities = load_geonames_cities(N_CITIES, 15000)
-    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss0 = _peak_rss_mb()
     result: dict[str, Any] = {"n": n, "footprint_m": footprint_m, "cities": len(cities),
                               "rss_before_mb": round(rss0, 1)}
     tag = f"{n}_{footprint_m:g}"
@@ -76,7 +88,11 @@ def _run_child(kind: str, n: int, footprint_m: float, out: Path) -> None:
     try:
         if kind == "fast":
             runs = []
-            for _ in range(FAST_REPEATS):  # the median of a few runs: short runs suffer most from load spikes
+            gdf = None
+            for i in range(FAST_REPEATS):  # the median of a few runs: short runs suffer most from load spikes
+                if i:
+                    gdf = None  # free the previous run's table first
+                    gc.collect()
                 t0, c0 = time.perf_counter(), time.process_time()
                 gdf = sample_locations(cities, n, footprint_m, SIGMA_M, SEED)
                 st = gdf.attrs["ssl4eo_sampler_stats"]
@@ -98,7 +114,7 @@ def _run_child(kind: str, n: int, footprint_m: float, out: Path) -> None:
             np.savez(out / f"reference_{tag}.npz", lon=ref.lon, lat=ref.lat)
     except SamplingError as err:
         result.update(error=str(err), placed=err.placed, fail_s=round(time.perf_counter() - t0, 3))
-    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    result["peak_rss_mb"] = round(_peak_rss_mb(), 1)
     (out / f"{kind}_{tag}.json").write_text(json.dumps(result))
 
 

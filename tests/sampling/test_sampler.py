@@ -195,3 +195,9 @@ def test_hot_spot_is_bounded_and_fails_fast() -> None:
     cells; the in-batch pair budget keeps memory bounded and the give-up rule stops the run quickly."""
     with pytest.raises(SamplingError, match=r"placed \d+ of 100000"):
         sample_locations(cities([(0.0, 0.0)]), 100_000, 2640.0, 2500.0, 0)
+
+
+def test_give_up_message_names_the_main_reason() -> None:
+    far = shapely.box(100.0, 10.0, 101.0, 11.0)  # nowhere near the cities
+    with pytest.raises(SamplingError, match="outside the include areas"):
+        sample_locations(TAB, 5, 2640.0, 5000.0, 0, SamplerOptions(include=far, max_candidates_per_location=30))
