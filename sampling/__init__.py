@@ -26,7 +26,8 @@ larger count would have written.
 ``read_areas(path)``: include/exclude areas from GeoJSON or GeoParquet as one EPSG:4326 geometry.
 
 Layout: ``geometry`` (UTM, footprints), ``candidates`` (the seeded stream), ``neighbors`` (grid hash),
-``overlap`` (exact tests, in-order resolution), ``filters`` (areas, land), ``sampler`` (the driver) are
+``overlap`` (exact tests, in-order resolution), ``filters`` (areas, land), ``sampler`` (the driver) and
+``table`` (the output columns) are
 pure; ``io`` and ``plots`` do the file work. ``_reference`` is the one-at-a-time R-tree sampler the tests
 and the benchmark compare against. The package never configures logging.
 """
