@@ -1,16 +1,18 @@
 """Encode one whole ``bands`` shard straight from numpy, for the codec chains this project writes.
 
 Zarr's own sharded write goes through its generic pipeline: per inner chunk a fill-value buffer, a merge copy,
-an ``np.append`` copy for the CRC32C and a final concatenation, which costs 2-5x the compressor itself. For
-the chains we create (little-endian bytes, then Blosc or Zstd or nothing, then optionally CRC32C; index of
-little-endian uint64 pairs plus CRC32C at the end of the shard, chunks in Zarr's Morton order) this module
-produces the same bytes directly (``tests/export/test_shardcodec.py`` compares them with Zarr's output
-byte for byte). Any other chain returns None and the caller lets Zarr encode.
+an ``np.append`` copy for the CRC32C and a final concatenation, which costs 2-5x the compressor itself, and it
+needs the whole shard in memory. For the chains we create (little-endian bytes, then Blosc or Zstd or nothing,
+then optionally CRC32C; an index of little-endian uint64 (offset, length) pairs plus its CRC32C at the end of
+the shard; chunks in Zarr's Morton order) :class:`ShardFormat` produces the same bytes chunk by chunk, so a
+task can stream a shard to disk while it reads the next samples (``tests/export/test_shardcodec.py`` compares
+the result with Zarr's byte for byte). Any other chain gives None, and the caller lets Zarr encode.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import google_crc32c
@@ -18,84 +20,108 @@ import numpy as np
 
 EMPTY = np.uint64(2**64 - 1)
 
-Encoder = Callable[[np.ndarray], Any]
+
+@dataclass(frozen=True)
+class ShardFormat:
+    chunk: tuple[int, ...]
+    shard: tuple[int, ...]
+    order: tuple[tuple[int, ...], ...]
+    """Chunk coordinates inside the shard, in the order their bytes are laid out (Zarr's Morton order)."""
+    compress: Callable[[np.ndarray], Any]
+    crc: bool
+
+    @property
+    def per_shard(self) -> tuple[int, ...]:
+        return tuple(s // c for s, c in zip(self.shard, self.chunk, strict=True))
+
+    def chunks(self, n_samples: int) -> Iterator[tuple[tuple[int, ...], tuple[slice, ...]]]:
+        """(coords, slices into the shard) of every chunk that holds samples below ``n_samples``, in order."""
+        for coords in self.order:
+            lo = [k * c for k, c in zip(coords, self.chunk, strict=True)]
+            if lo[0] < n_samples:  # chunks past the array's end are left out of the shard, as Zarr does
+                yield coords, tuple(slice(a, a + c) for a, c in zip(lo, self.chunk, strict=True))
+
+    def encode_chunk(self, piece: np.ndarray) -> list[bytes]:
+        data = bytes(self.compress(np.ascontiguousarray(piece)))
+        return [data, int(google_crc32c.value(data)).to_bytes(4, "little")] if self.crc else [data]
+
+    def new_index(self) -> np.ndarray:
+        return np.full((*self.per_shard, 2), EMPTY, dtype="<u8")
+
+    @staticmethod
+    def index_part(index: np.ndarray) -> bytes:
+        raw = index.tobytes()
+        return raw + int(google_crc32c.value(raw)).to_bytes(4, "little")
+
+    def encode(self, block: np.ndarray) -> list[bytes]:
+        """The whole shard of ``block`` (its first axis possibly short: the array's last shard) as parts."""
+        if block.shape[1:] != self.shard[1:] or block.shape[0] > self.shard[0]:
+            raise ValueError(f"block {block.shape} does not fit shard {self.shard}")
+        index = self.new_index()
+        parts: list[bytes] = []
+        offset = 0
+        for coords, sl in self.chunks(block.shape[0]):
+            piece = self.encode_chunk(block[sl])
+            size = sum(len(p) for p in piece)
+            parts += piece
+            index[coords] = (offset, size)
+            offset += size
+        parts.append(self.index_part(index))
+        return parts
 
 
-def _codec_name(c: Any) -> str:
-    return type(c).__name__
-
-
-def fast_encoder(metadata: Any) -> Callable[[np.ndarray], list[bytes]] | None:
-    """A function ``block -> parts`` (``b"".join(parts)`` is the shard) for ``metadata`` of a sharded array,
-    or None when its codec chain is not one this module reproduces exactly."""
+def shard_format(metadata: Any) -> ShardFormat | None:
+    """The :class:`ShardFormat` of a sharded array's ``metadata``, or None when its codec chain is not one this
+    module reproduces exactly."""
     codecs = list(getattr(metadata, "codecs", ()))
-    if len(codecs) != 1 or _codec_name(codecs[0]) != "ShardingCodec":
+    if len(codecs) != 1 or _name(codecs[0]) != "ShardingCodec":
         return None
     sh = codecs[0]
     if getattr(sh.index_location, "value", sh.index_location) != "end":
         return None
-    idx = [_codec_name(c) for c in sh.index_codecs]
-    if idx != ["BytesCodec", "Crc32cCodec"] or not _little(sh.index_codecs[0]):
+    if [_name(c) for c in sh.index_codecs] != ["BytesCodec", "Crc32cCodec"] or not _little(sh.index_codecs[0]):
         return None
     inner = list(sh.codecs)
-    if not inner or _codec_name(inner[0]) != "BytesCodec" or not _little(inner[0]):
+    if not inner or _name(inner[0]) != "BytesCodec" or not _little(inner[0]):
         return None
     rest = inner[1:]
-    crc = bool(rest) and _codec_name(rest[-1]) == "Crc32cCodec"
+    crc = bool(rest) and _name(rest[-1]) == "Crc32cCodec"
     if crc:
         rest = rest[:-1]
-    itemsize = metadata.dtype.to_native_dtype().itemsize
-    if not rest:
-        compress: Encoder = bytes
-    elif len(rest) == 1 and _codec_name(rest[0]) == "BloscCodec":
-        from numcodecs import Blosc
-
-        b = rest[0]
-        shuffle = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}[b.shuffle.value]
-        codec = Blosc(cname=b.cname.value, clevel=b.clevel, shuffle=shuffle, blocksize=b.blocksize,
-                      typesize=b.typesize or itemsize)
-        compress = codec.encode
-    elif len(rest) == 1 and _codec_name(rest[0]) == "ZstdCodec":
-        from numcodecs import Zstd
-
-        z = Zstd(level=rest[0].level, checksum=rest[0].checksum)
-        compress = z.encode
-    else:
+    compress = _compressor(rest, metadata.dtype.to_native_dtype().itemsize)
+    if compress is None:
         return None
     chunk = tuple(sh.chunk_shape)
     shard = tuple(metadata.chunk_grid.chunk_shape)
     if any(s % c for s, c in zip(shard, chunk, strict=True)):
         return None
-    per_shard = tuple(s // c for s, c in zip(shard, chunk, strict=True))
     from zarr.core.indexing import morton_order_iter
 
-    order = list(morton_order_iter(per_shard))
+    per_shard = tuple(s // c for s, c in zip(shard, chunk, strict=True))
+    return ShardFormat(chunk, shard, tuple(morton_order_iter(per_shard)), compress, crc)
 
-    def encode(block: np.ndarray) -> list[bytes]:
-        """``block``: the shard's samples, C-contiguous, its first axis possibly short (the array's last shard)."""
-        if block.shape[1:] != shard[1:] or block.shape[0] > shard[0]:
-            raise ValueError(f"block {block.shape} does not fit shard {shard}")
-        index = np.full((*per_shard, 2), EMPTY, dtype="<u8")
-        parts: list[bytes] = []
-        offset = 0
-        for coords in order:
-            lo = [k * c for k, c in zip(coords, chunk, strict=True)]
-            if lo[0] >= block.shape[0]:
-                continue  # outside the array: Zarr leaves it out of the shard
-            piece = np.ascontiguousarray(block[tuple(slice(a, a + c) for a, c in zip(lo, chunk, strict=True))])
-            data = bytes(compress(piece))
-            parts.append(data)
-            size = len(data)
-            if crc:
-                parts.append(int(google_crc32c.value(data)).to_bytes(4, "little"))
-                size += 4
-            index[coords] = (offset, size)
-            offset += size
-        raw_index = index.tobytes()
-        parts.append(raw_index + int(google_crc32c.value(raw_index)).to_bytes(4, "little"))
-        return parts
 
-    return encode
+def _compressor(rest: list[Any], itemsize: int) -> Callable[[np.ndarray], Any] | None:
+    if not rest:
+        return bytes
+    if len(rest) != 1:
+        return None
+    c = rest[0]
+    if _name(c) == "BloscCodec":
+        from numcodecs import Blosc
+
+        shuffle = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}[c.shuffle.value]
+        return Blosc(cname=c.cname.value, clevel=c.clevel, shuffle=shuffle, blocksize=c.blocksize,
+                     typesize=c.typesize or itemsize).encode
+    if _name(c) == "ZstdCodec":
+        from numcodecs import Zstd
+
+        return Zstd(level=c.level, checksum=c.checksum).encode
+    return None
+
+
+def _name(c: Any) -> str:
+    return type(c).__name__
 
 
 def _little(bytes_codec: Any) -> bool:

@@ -77,22 +77,25 @@ def _check(loc: int, folder: Path, name: str, bands: tuple[str, ...], dtype: str
 
 
 def read_block(folders: tuple[str, ...], product: str, out: np.ndarray) -> None:
-    """Fill ``out`` (sample, time, band, y, x) with the staged arrays of ``folders`` for ``product``.
-
-    Reads each ``<product>.npy`` (the staging format, see :func:`pipeline.staging.read_array`) straight into
-    its slot of ``out``: one read per file, no intermediate copy.
-    """
+    """Fill ``out`` (sample, time, band, y, x) with the staged arrays of ``folders`` for ``product``."""
     for i, folder in enumerate(folders):
-        path = Path(folder) / f"{product}.npy"
-        with open(path, "rb") as f:
-            major, _minor = np.lib.format.read_magic(f)
-            read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
-            shape, fortran, dtype = read_header(f)
-            if tuple(shape) != out.shape[1:] or np.dtype(dtype) != out.dtype or fortran:
-                raise UserError(
-                    f"staged array {path} is {tuple(shape)} {dtype}, expected {out.shape[1:]} {out.dtype}; "
-                    "delete that staging folder and rerun download"
-                )
-            view = memoryview(out[i]).cast("B")
-            if f.readinto(view) != view.nbytes:
-                raise UserError(f"staged array {path} is truncated; delete that staging folder and rerun download")
+        read_sample(folder, product, out[i])
+
+
+def read_sample(folder: str | Path, product: str, out: np.ndarray) -> np.ndarray:
+    """Read ``<folder>/<product>.npy`` (the staging format, see :func:`pipeline.staging.read_array`) straight
+    into ``out`` (time, band, y, x): one read, no intermediate copy. Returns ``out``."""
+    path = Path(folder) / f"{product}.npy"
+    with open(path, "rb") as f:
+        major, _minor = np.lib.format.read_magic(f)
+        read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = read_header(f)
+        if tuple(shape) != out.shape or np.dtype(dtype) != out.dtype or fortran:
+            raise UserError(
+                f"staged array {path} is {tuple(shape)} {dtype}, expected {out.shape} {out.dtype}; "
+                "delete that staging folder and rerun download"
+            )
+        view = memoryview(out).cast("B")
+        if f.readinto(view) != view.nbytes:
+            raise UserError(f"staged array {path} is truncated; delete that staging folder and rerun download")
+    return out

@@ -114,24 +114,48 @@ def _from_hist(hist: np.ndarray, nodata: float | None, dtype: np.dtype) -> BandP
     return BandPartial(n, mean, m2, float(vals[0]), float(vals[-1]), nz.astype(np.uint16), counts.astype(np.int64))
 
 
+class Accumulator:
+    """Statistics of one product built up sample by sample (``(time, band, y, x)`` arrays), as a shard task
+    reads them: nothing but the histogram (8/16-bit integers) or one partial per band (others) is kept."""
+
+    def __init__(self, dtype: str | np.dtype, n_bands: int, nodata: float | None, stride: int = 1) -> None:
+        if stride < 1:
+            raise ValueError(f"stride={stride} must be >= 1")
+        self.dtype = np.dtype(dtype)
+        self.nodata = nodata
+        self.stride = stride
+        self.small = self.dtype.kind in "ui" and self.dtype.itemsize <= 2
+        self.hist = np.zeros((n_bands, NBINS), np.int64) if self.small else None
+        self.parts: list[BandPartial | None] = [None] * n_bands
+
+    def add(self, sample: np.ndarray) -> None:
+        sub = sample[..., :: self.stride, :: self.stride]
+        for b in range(sample.shape[1]):
+            if self.hist is not None:
+                # One sample at a time: its pixels are in cache and bincount's output stays small (a whole band
+                # of a shard at once is ~3x slower). The histogram is all the statistics need.
+                c = np.bincount(to_bins(sub[:, b].ravel()))
+                self.hist[b, : c.size] += c
+            else:
+                bp = band_partial(sub[:, b], self.nodata)
+                prev = self.parts[b]
+                self.parts[b] = bp if prev is None else merge_band(prev, bp)
+
+    def result(self) -> Partial:
+        if self.hist is not None:
+            return Partial(str(self.dtype), tuple(_from_hist(h, self.nodata, self.dtype) for h in self.hist))
+        empty = band_partial(np.zeros(0, self.dtype), None)
+        return Partial(str(self.dtype), tuple(p if p is not None else empty for p in self.parts))
+
+
 def partial_of(block: np.ndarray, nodata: float | None, stride: int = 1) -> Partial:
     """Partial of a ``(sample, time, band, y, x)`` block; ``stride`` > 1 keeps every stride-th row and column."""
     if block.ndim != 5:
         raise ValueError(f"block has shape {block.shape}; expected (sample, time, band, y, x)")
-    if stride < 1:
-        raise ValueError(f"stride={stride} must be >= 1")
-    sub = block[..., ::stride, ::stride]
-    n_bands = block.shape[2]
-    if block.dtype.kind in "ui" and block.dtype.itemsize <= 2:
-        # One sample at a time: its pixels are still in cache and bincount's output stays small (the whole band
-        # at once is ~3x slower). The histogram is all the statistics need.
-        hist = np.zeros((n_bands, NBINS), np.int64)
-        for i in range(sub.shape[0]):
-            for b in range(n_bands):
-                c = np.bincount(to_bins(sub[i, :, b].ravel()))
-                hist[b, : c.size] += c
-        return Partial(str(block.dtype), tuple(_from_hist(h, nodata, block.dtype) for h in hist))
-    return Partial(str(block.dtype), tuple(band_partial(sub[:, :, b], nodata) for b in range(n_bands)))
+    acc = Accumulator(block.dtype, block.shape[2], nodata, stride)
+    for sample in block:
+        acc.add(sample)
+    return acc.result()
 
 
 def merge_band(a: BandPartial, b: BandPartial) -> BandPartial:

@@ -28,10 +28,9 @@ from zarr.storage import LocalStore, WrapperStore
 from export import stats as st
 from export.layout import BANDS, ShardSpan, bands_shard_key, check_aligned
 from export.model import ExportSpec
-from export.shardcodec import fast_encoder
+from export.shardcodec import ShardFormat, shard_format
 from export.staging_io import read_block
-
-TMP = ".tmp-"
+from export.stream import TMP, can_stream, stream_shard
 
 
 @dataclass(frozen=True)
@@ -147,12 +146,21 @@ def write_shard(job: ShardJob) -> ShardResult:
         clock = now
 
     for layout in job.spec.products:
+        key = bands_shard_key(layout.name, span.index)
+        fmt = _format(store, f"{layout.name}/{BANDS}", span)
+        if fmt is not None and can_stream(fmt):
+            lap("read")
+            got = stream_shard(fmt, job.folders, layout, job.spec.n_times, job.spec.stats_stride, store / key, secs)
+            clock = time.perf_counter()
+            crcs[layout.name], partials[layout.name] = got.crc32c, got.partial
+            raw += got.nbytes_raw
+            stored += got.nbytes
+            continue
         block = np.empty((span.size, job.spec.n_times, *layout.sample_shape), dtype=layout.dtype)
         read_block(job.folders, layout.name, block)
         lap("read")
         partials[layout.name] = st.partial_of(block, layout.nodata, job.spec.stats_stride)
         lap("stats")
-        key = bands_shard_key(layout.name, span.index)
         parts = encode_shard(store, f"{layout.name}/{BANDS}", key, span, block)
         lap("encode")
         atomic_write(store / key, parts)
@@ -174,6 +182,13 @@ def write_shard(job: ShardJob) -> ShardResult:
     return ShardResult(span.index, job.key, crcs, partials, raw, stored, written=True, seconds=secs)
 
 
+def _format(store: Path, array_path: str, span: ShardSpan) -> ShardFormat | None:
+    """The array's shard format for the direct encoder (None: let Zarr encode); checks the write's alignment."""
+    arr = zarr.open_array(LocalStore(store, read_only=True), path=array_path, mode="r", zarr_format=3)
+    check_aligned(span.start, span.stop, arr.shape[0], arr.shards[0] if arr.shards else arr.chunks[0])
+    return shard_format(arr.metadata)
+
+
 def encode_shard(store: Path, array_path: str, key: str, span: ShardSpan, block: np.ndarray) -> list[Any]:
     """The bytes of one whole ``bands`` shard, as parts to concatenate; nothing is written.
 
@@ -185,9 +200,9 @@ def encode_shard(store: Path, array_path: str, key: str, span: ShardSpan, block:
     check_aligned(span.start, span.stop, arr.shape[0], arr.shards[0] if arr.shards else arr.chunks[0])
     if bands_shard_key(array_path.split("/")[0], span.start // (arr.shards or arr.chunks)[0]) != key:
         raise RefusedWrite(f"shard {key!r} does not hold samples [{span.start}, {span.stop}) of {array_path}")
-    fast = fast_encoder(arr.metadata)
-    if fast is not None:
-        return fast(np.ascontiguousarray(block))
+    fmt = shard_format(arr.metadata)
+    if fmt is not None:
+        return fmt.encode(np.ascontiguousarray(block))
     # write_empty_chunks: every chunk is stored (and zarr skips its all-fill-value test of each chunk)
     arr = arr.with_config({"write_empty_chunks": True})
     arr[span.start : span.stop] = block

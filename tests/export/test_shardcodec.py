@@ -10,7 +10,7 @@ import zarr
 
 from export.codecs import CodecSpec
 from export.layout import ShardSpan, bands_shard_key
-from export.shardcodec import fast_encoder
+from export.shardcodec import shard_format
 from export.writer import _Capture
 
 
@@ -27,15 +27,15 @@ def test_fast_encoder_matches_zarr_byte_for_byte(tmp_path: Path, codec: CodecSpe
     arr = zarr.create_array(zarr.storage.LocalStore(tmp_path), name="g/bands", shape=shape, dtype=dtype,
                             chunks=(1, 1, 3, 8, 8), shards=(shard, 4, 3, 8, 8),
                             compressors=codec.zarr_compressors(), fill_value=0)
-    enc = fast_encoder(arr.metadata)
-    assert enc is not None
+    fmt = shard_format(arr.metadata)
+    assert fmt is not None
     for k, start in enumerate(range(0, n, shard)):
         stop = min(start + shard, n)
         key = bands_shard_key("g", k)
         cap = _Capture(zarr.storage.LocalStore(tmp_path), key)
         zarr.open_array(cap, path="g/bands", mode="r+").with_config({"write_empty_chunks": True})[start:stop] = \
             data[start:stop]
-        ours = b"".join(enc(np.ascontiguousarray(data[start:stop])))
+        ours = b"".join(fmt.encode(np.ascontiguousarray(data[start:stop])))
         assert ours == cap.captured[key].tobytes(), f"shard {k} ({ShardSpan(k, start, stop)})"
         (tmp_path / key).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / key).write_bytes(ours)
@@ -44,9 +44,24 @@ def test_fast_encoder_matches_zarr_byte_for_byte(tmp_path: Path, codec: CodecSpe
 
 def test_unknown_chains_fall_back_to_zarr(tmp_path: Path) -> None:
     plain = zarr.create_array(tmp_path, name="a", shape=(4, 4), dtype="uint16", chunks=(2, 2))
-    assert fast_encoder(plain.metadata) is None  # not sharded
+    assert shard_format(plain.metadata) is None  # not sharded
     from zarr.codecs import GzipCodec
 
     gz = zarr.create_array(tmp_path, name="b", shape=(4, 4), dtype="uint16", chunks=(2, 2), shards=(4, 4),
                            compressors=[GzipCodec()])
-    assert fast_encoder(gz.metadata) is None
+    assert shard_format(gz.metadata) is None
+
+
+def test_stage_output_is_the_same_through_zarrs_own_encoder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.export.conftest import build, stage
+    from tests.export.test_atomic import tree_digest_no_catalog
+
+    ids = list(range(1, 13))
+    fast = stage(tmp_path / "fast", ids)
+    build(fast)
+    import export.writer
+
+    monkeypatch.setattr(export.writer, "shard_format", lambda metadata: None)  # every shard through zarr
+    slow = stage(tmp_path / "slow", ids)
+    build(slow)
+    assert tree_digest_no_catalog(fast) == tree_digest_no_catalog(slow)
