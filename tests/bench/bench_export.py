@@ -60,7 +60,8 @@ def main(out: Path) -> dict[str, Any]:
     codecs = codec_table(folders[:16])
     before = codecs[codec.describe()]["compress_MBps"]
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+    # As `ssl4eo shard` runs it with the default config: 2 worker processes, 2 shard tasks each.
+    with LocalCluster(n_workers=2, threads_per_worker=2, processes=True, dashboard_address=None,
                       host="127.0.0.1", memory_limit="4GiB") as cluster, Client(cluster) as client:
         client.run(_warm_worker)  # imports zarr & co. in each worker: start-up, not write throughput
         s = build_dataset(out, spec, config_hash="bench", created="2026-01-01T00:00:00Z", client=client)
