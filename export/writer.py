@@ -1,10 +1,11 @@
 """Write one shard: one task, whole shards only, visible only when complete.
 
-Zarr encodes the shard into memory (a store wrapper captures what it would write and refuses anything but
-whole-shard writes); then every file is written to a temporary name, fsynced and renamed into place, so a
-reader never sees a partly written shard file. The shard counts as finished when its marker
-``dataset.state/<shard>.json`` exists (written last, the same way); a rerun keeps finished shards whose
-shard key is unchanged and rewrites the others.
+The write's alignment is checked first. For the codec chains this project creates, the shard is streamed to
+a temporary file by :mod:`export.stream` (bytes identical to Zarr's); for any other chain Zarr encodes the
+whole block in memory through a store wrapper that captures the write and refuses anything but this one
+shard. Either way the file is fsynced and renamed into place, so a reader never sees a partly written shard
+file. The shard counts as finished when its marker ``dataset.state/<shard>.json`` exists (written last, the
+same way); a rerun keeps finished shards whose shard key is unchanged and rewrites the others.
 """
 
 from __future__ import annotations
