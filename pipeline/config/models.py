@@ -229,5 +229,10 @@ class Config(Strict):
 
     @property
     def footprint_m(self) -> float:
-        """Side of a location's square footprint: the largest patch over the products, plus the margin."""
-        return max(p.footprint_m for p in self.products) + 2 * self.sampling.margin_m
+        """Side of a location's square footprint for the sampler: the largest patch over the products, plus the
+        margin on each side, plus CENTRE_SNAP_M: the download snaps each centre to the CENTRE_SNAP_M lattice of its
+        UTM zone (at most half of it per axis), so two sampled footprints that just touch could otherwise overlap
+        by up to CENTRE_SNAP_M in the output."""
+        from pipeline.fetch.grid import CENTRE_SNAP_M
+
+        return max(p.footprint_m for p in self.products) + 2 * self.sampling.margin_m + CENTRE_SNAP_M

@@ -100,6 +100,7 @@ class GdalReader:
             try:
                 return _read_once(spec, grid)
             except (RasterioIOError, OSError) as e:
+                _drop_thread_env()  # GDAL keeps state of a failed file (sizes, handles); start clean next time
                 msg = _error_text(e)
                 transient = bool(_TRANSIENT.search(msg)) or (
                     spec.href.startswith(("http://", "https://", "/vsicurl")) and bool(_SHORT_READ.search(msg)))
@@ -125,6 +126,14 @@ def _error_text(e: BaseException) -> str:
 
 
 _TLS = threading.local()
+
+
+def _drop_thread_env() -> None:
+    env = getattr(_TLS, "env", None)
+    if env is not None:
+        env.__exit__(None, None, None)
+    _TLS.env = None
+    _TLS.owner = None
 
 
 def _read_once(spec: ReadSpec, grid: PatchGrid) -> np.ndarray:

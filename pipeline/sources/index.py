@@ -7,7 +7,9 @@ pystac (JSON), never by hand. A truncated or malformed item is skipped with a wa
 from __future__ import annotations
 
 import json
+import threading
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,11 +23,25 @@ from pipeline.sources.base import SceneRef, SearchQuery, scene_ref
 from pipeline.warnings import SkippedItemWarning
 
 
+@dataclass(frozen=True)
+class _Rows:
+    """The rows of one collection: row numbers and the columns a search filters on."""
+
+    rows: np.ndarray
+    t: np.ndarray
+    """Acquisition time, ns since the epoch (NaT: the int64 minimum, never inside a window)."""
+    cloud: np.ndarray
+    platform: np.ndarray
+    bounds: np.ndarray
+    geoms: np.ndarray
+
+
 class IndexSource:
     """In-memory search over a list of items (geometry, collection, datetime, cloud cover columns)."""
 
     def __init__(self, path: str) -> None:
         self.path = path
+        self._lock = threading.Lock()
         self._refs: dict[int, SceneRef | None] = {}
         """Parsed rows, by row number: neighbouring locations search the same scenes over and over."""
         p = Path(path)
@@ -100,41 +116,54 @@ class IndexSource:
         self._meta = self._frame(pd.DataFrame(rows), np.array(geoms, dtype=object))
 
     @staticmethod
-    def _frame(df: pd.DataFrame, geoms: np.ndarray) -> pd.DataFrame:
-        df = df.copy()
-        df["datetime"] = pd.to_datetime(df["datetime"], utc=True, errors="coerce")
-        if "eo:cloud_cover" not in df:
-            df["eo:cloud_cover"] = np.nan
-        if "platform" not in df:
-            df["platform"] = None
-        df["geometry"] = geoms
-        return df
+    def _frame(df: pd.DataFrame, geoms: np.ndarray) -> dict[str, _Rows]:
+        """Per-collection numpy columns, so a search is a few vector comparisons (no pandas per call)."""
+        t = pd.to_datetime(df["datetime"], utc=True, errors="coerce")
+        cloud = (pd.to_numeric(df["eo:cloud_cover"], errors="coerce") if "eo:cloud_cover" in df
+                 else pd.Series(np.nan, index=df.index))
+        plat = df["platform"] if "platform" in df else pd.Series(None, index=df.index, dtype=object)
+        ok = np.array([g is not None for g in geoms])
+        bounds = np.full((len(geoms), 4), np.nan)
+        if ok.any():
+            bounds[ok] = shapely.bounds(np.asarray(list(geoms[ok])))
+        out: dict[str, _Rows] = {}
+        cols = df["collection"].to_numpy()
+        t_ns = t.to_numpy(dtype="datetime64[ns]").astype(np.int64)
+        for col in pd.unique(cols):
+            sel = np.flatnonzero(cols == col)
+            out[str(col)] = _Rows(sel, t_ns[sel], cloud.to_numpy(dtype=float)[sel],
+                                  plat.to_numpy(dtype=object)[sel], bounds[sel], geoms[sel])
+        return out
 
     def search(self, q: SearchQuery) -> list[SceneRef]:
-        m = self._meta
-        sel = (m["collection"] == q.collection) & (m["datetime"] >= pd.Timestamp(q.start)) & (
-            m["datetime"] <= pd.Timestamp(q.end))
+        r = self._meta.get(q.collection)
+        if r is None:
+            return []
+        lo, hi = pd.Timestamp(q.start).value, pd.Timestamp(q.end).value
+        sel = (r.t >= lo) & (r.t <= hi)
         if q.max_cloud is not None:
-            sel &= pd.to_numeric(m["eo:cloud_cover"], errors="coerce").fillna(np.inf) <= q.max_cloud
+            sel &= np.nan_to_num(r.cloud, nan=np.inf) <= q.max_cloud
         if q.platforms:
-            sel &= m["platform"].isin(q.platforms)
-        idx = np.flatnonzero(sel.to_numpy())
-        if idx.size:
-            geoms = m["geometry"].to_numpy()[idx]
-            ok = np.array([g is not None for g in geoms])
-            hit = np.zeros(idx.size, dtype=bool)
-            hit[ok] = shapely.intersects(np.asarray(list(geoms[ok])), shapely.box(*q.bbox))
-            idx = idx[hit]
+            sel &= np.isin(r.platform, q.platforms)
+        x0, y0, x1, y1 = q.bbox
+        b = r.bounds
+        sel &= (b[:, 0] <= x1) & (b[:, 2] >= x0) & (b[:, 1] <= y1) & (b[:, 3] >= y0)  # NaN bounds: never
+        cand = np.flatnonzero(sel)
+        if cand.size:
+            cand = cand[shapely.intersects(np.asarray(list(r.geoms[cand])), shapely.box(*q.bbox))]
+        idx = r.rows[cand]
         idx = idx[: q.limit]
-        todo = np.array([i for i in idx if int(i) not in self._refs], dtype=np.int64)
-        for i, d in zip(todo, self._dicts(todo) if todo.size else [], strict=True):
-            try:
-                self._refs[int(i)] = scene_ref(pystac.Item.from_dict(d, preserve_dict=False))
-            except Exception as e:  # a truncated/malformed item must not kill the run
-                self._refs[int(i)] = None
-                warnings.warn(f"skipped item {d.get('id')!r} of {self.path}: {type(e).__name__}: {e}",
-                              SkippedItemWarning, stacklevel=2)
-        return [r for r in (self._refs[int(i)] for i in idx) if r is not None]
+        with self._lock:  # worker threads share this source; parse each row once
+            todo = np.array([i for i in idx if int(i) not in self._refs], dtype=np.int64)
+            for i, d in zip(todo, self._dicts(todo) if todo.size else [], strict=True):
+                try:
+                    self._refs[int(i)] = scene_ref(pystac.Item.from_dict(d))
+                except Exception as e:  # a truncated/malformed item must not kill the run
+                    self._refs[int(i)] = None
+                    warnings.warn(f"skipped item {d.get('id')!r} of {self.path}: {type(e).__name__}: {e}",
+                                  SkippedItemWarning, stacklevel=2)
+            refs = [self._refs[int(i)] for i in idx]
+        return [r for r in refs if r is not None]
 
     def _dicts(self, idx: np.ndarray) -> list[dict]:
         if self._items is not None:

@@ -94,18 +94,21 @@ def _cpu(rusage: Any) -> float:
 
 def run_pipeline(url: str, tasks: list[Any], out: Path) -> dict[str, Any]:
     """One timed ``run_fetch`` on a fresh LocalCluster (start-up, imports and the index load untimed)."""
-    from distributed import Client, LocalCluster
-
+    from pipeline.cluster import dask_client
     from pipeline.fetch.grid import utm_epsg
     from pipeline.fetch.request import LocationTask
     from pipeline.fetch.run import run_fetch
     from pipeline.sources import open_source
 
     params = _params(url)
-    with LocalCluster(n_workers=N_WORKERS, threads_per_worker=THREADS_PER_WORKER, processes=True,
-                      host="127.0.0.1", dashboard_address=None, memory_limit="3GiB") as cluster, \
-            Client(cluster) as client:
-        client.run(open_source, params.source)
+
+    def warm(spec) -> None:  # type: ignore[no-untyped-def]  # open the source on each worker; ship nothing back
+        open_source(spec)
+
+    # the pipeline's own cluster factory, so the benchmark runs workers exactly as `ssl4eo download` does
+    with dask_client(None, n_workers=N_WORKERS, threads_per_worker=THREADS_PER_WORKER, memory_limit="3GiB",
+                     dashboard_address="127.0.0.1:0") as client:
+        client.run(warm, params.source)
         ocean = LocationTask(10**6, -150.0, 5.0, utm_epsg(-150.0, 5.0))  # no scenes: warms the code, no caches
         run_fetch(client, [ocean], params, out / "warmup", io_threads=IO_THREADS)
         u0 = client.run(resource.getrusage, resource.RUSAGE_SELF)
