@@ -34,7 +34,8 @@ def world_map(path: Path, groups: Mapping[str, tuple[np.ndarray, np.ndarray]]) -
     others = 0
     for label, (lon, lat) in groups.items():
         if label.startswith("packed"):
-            ax.scatter(lon, lat, s=10, alpha=0.8, label=f"{label} ({len(lon)})", color="#1a9850", linewidths=0)
+            ax.scatter(lon, lat, s=16, alpha=0.9, label=f"{label} ({len(lon)})", color="#1a9850", linewidths=0,
+                       zorder=3)
         elif label == "not attempted":
             ax.scatter(lon, lat, s=10, alpha=0.6, label=f"{label} ({len(lon)})", color="#999999", linewidths=0)
         else:
