@@ -95,9 +95,9 @@ class GdalReader:
     def read(self, spec: ReadSpec, grid: PatchGrid) -> np.ndarray:
         deadline = time.monotonic() + self.timeout_s * (self.retries + 1)
         attempt = 0
-        self._thread_env()
         while True:
             try:
+                self._thread_env()  # every attempt: a failed attempt drops the environment
                 return _read_once(spec, grid)
             except (RasterioIOError, OSError) as e:
                 _drop_thread_env()  # GDAL keeps state of a failed file (sizes, handles); start clean next time
