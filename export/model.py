@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 
 from export.codecs import CodecSpec
 from export.layout import LAYOUT_VERSION, stable_hash
+from pipeline.staging import SeasonPick
 
 
 @dataclass(frozen=True)
@@ -76,19 +77,10 @@ class ExportSpec:
 
 
 @dataclass(frozen=True)
-class SeasonRecord:
-    datetime: str
-    scene_id: str
-    scene_href: str
-    collection: str
-    cloud_fraction: float
-    nodata_fraction: float
-
-
-@dataclass(frozen=True)
 class ProductRecord:
     transform: tuple[float, float, float, float, float, float]
-    seasons: tuple[SeasonRecord, ...]
+    seasons: tuple[SeasonPick, ...]
+    """The staging contract's picks, in season order."""
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from export.model import ExportSpec, LocationRecord, ProductRecord, SeasonRecord
+from export.model import ExportSpec, LocationRecord, ProductRecord
 from pipeline.errors import UserError
 from pipeline.staging import META, StagedLocation, iter_complete
 
@@ -41,11 +41,7 @@ def scan_staging(out: Path, spec: ExportSpec) -> StagingScan:
             sp = meta.products[layout.name]
             _check(meta.location_id, folder, layout.name, tuple(sp.bands), sp.dtype, sp.patch_px,
                    len(sp.seasons), spec)
-            seasons = tuple(
-                SeasonRecord(s.datetime, s.scene_id, s.scene_href, s.collection, float(s.cloud_fraction),
-                             float(s.nodata_fraction))
-                for s in sorted(sp.seasons, key=lambda s: s.season)
-            )
+            seasons = tuple(sorted(sp.seasons, key=lambda s: s.season))
             prods[layout.name] = ProductRecord(tuple(float(v) for v in sp.transform), seasons)  # type: ignore[arg-type]
         records.append(LocationRecord(meta.location_id, float(meta.lon), float(meta.lat), int(meta.epsg),
                                       str(folder), hashlib.sha256(raw).hexdigest(), prods))
