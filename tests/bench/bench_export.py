@@ -95,9 +95,12 @@ def main(out: Path) -> dict[str, Any]:
     full = [(int(i), ALL_SEASONS) for i in rng.integers(0, N_SAMPLES, N_READS)]
     pairs = [(int(i), tuple(sorted(int(t) for t in rng.choice(4, 2, replace=False))))
              for i in rng.integers(0, N_SAMPLES, N_READS)]
-    openers = {"zarr": lambda: zarr_reader(out), "geotiff": lambda: tiff_reader(tiffs, layout),
-               "lmdb": lambda: lmdb_reader(lmdb_path)}
-    files = {"zarr": out / "dataset.zarr", "geotiff": tiffs, "lmdb": lmdb_path}
+    # "zarr": the training read path (export.reader.ShardedSampleReader on the store); "zarr-python": the same
+    # store through zarr's own indexing, for reference
+    openers = {"zarr": lambda: fast_reader(out), "zarr-python": lambda: zarr_reader(out),
+               "geotiff": lambda: tiff_reader(tiffs, layout), "lmdb": lambda: lmdb_reader(lmdb_path)}
+    files = {"zarr": out / "dataset.zarr", "zarr-python": out / "dataset.zarr", "geotiff": tiffs,
+             "lmdb": lmdb_path}
     for pattern in (full[:1], pairs[:1]):
         ref = openers["zarr"]()(*pattern[0])
         for opener in openers.values():
@@ -216,6 +219,18 @@ def write_lmdb(path: Path, folders: list[Path]) -> Path:
             txn.put(str(i).encode(), pickle.dumps((a.tobytes(), a.shape, str(a.dtype))))
     env.close()
     return path
+
+
+def fast_reader(out: Path):  # type: ignore[no-untyped-def]
+    from export.reader import ShardedSampleReader
+
+    r = ShardedSampleReader(out / "dataset.zarr", "s2_l2a")
+
+    def read(i: int, seasons: tuple[int, ...]) -> np.ndarray:
+        return r.read(i, None if seasons == ALL_SEASONS else seasons).astype(np.float32)
+
+    read.close = r.close  # type: ignore[attr-defined]
+    return read
 
 
 def zarr_reader(out: Path):  # type: ignore[no-untyped-def]
