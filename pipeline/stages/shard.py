@@ -16,8 +16,10 @@ from pipeline.fetch.request import product_request
 
 
 def config_hash(cfg: Config) -> str:
-    """Stable hash of the resolved config (canonical JSON of ``cfg.model_dump(mode="json")``)."""
-    return stable_hash(cfg.model_dump(mode="json"))
+    """Stable hash of what decides the data: the resolved config (canonical JSON) without the sections that only
+    say where and how fast it ran (``archive`` holds a home-directory path, ``dask`` the machine's cluster), so the
+    same corpus made on two machines carries the same hash."""
+    return stable_hash(cfg.model_dump(mode="json", exclude={"archive", "dask"}))
 
 
 def export_spec(cfg: Config) -> ExportSpec:
