@@ -46,9 +46,9 @@ class ExportSpec:
     codec: CodecSpec = field(default_factory=CodecSpec)
     season_refs: tuple[str, ...] = ("03-20", "06-21", "09-22", "12-21")
     """Reference date (MM-DD) of each time step; their number is the ``time`` length."""
-    stats_stride: int = 2
-    """Statistics use every stride-th row and column of every sample-season (1: every pixel). 2 costs a
-    quarter of 1 and, on 12-band reflectance, moves mean/std by ~1e-5 and p02/p98 by <0.1% (relative)."""
+    stats_stride: int = 4
+    """Statistics use every stride-th row and column of every sample-season (1: every pixel). 4 costs a
+    sixteenth of 1; stride 2 moved mean/std by ~1e-5 and p02/p98 by <0.1% (relative) on 12-band reflectance."""
 
     def __post_init__(self) -> None:
         if not self.products:
