@@ -8,7 +8,6 @@ archive root; the server localises them to http://127.0.0.1:PORT/...
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 import numpy as np
@@ -18,7 +17,7 @@ from pyproj import Transformer
 from shapely.geometry import mapping
 
 from pipeline.archive import truth
-from pipeline.archive.plan import COLLECTIONS, S1_SPEC, Scene, _tiles
+from pipeline.archive.plan import Scene
 from pipeline.archive.render import grid_of
 from pipeline.archive.sites import site_by_name
 from pipeline.products import PRODUCTS, Product
@@ -60,14 +59,13 @@ def _eo_band(b: Any) -> dict[str, Any]:
 
 
 def footprint_lonlat(scene: Scene):  # -> shapely geometry
-    from pipeline.archive.plan import COLLECTIONS as _C
+    """The scene's valid-data footprint in lon/lat (its item geometry)."""
     from pipeline.archive.render import footprint_local
 
     site = site_by_name(scene.site)
-    spec = S1_SPEC if scene.product == "s1_grd" else next(c for c in _C if c.product == scene.product)
-    region = next(r for e, r in _tiles(site, spec.half_size_m) if e == scene.epsg)
-    poly = footprint_local(scene, region)
+    poly = footprint_local(scene, scene.region)
     tr = Transformer.from_crs(truth.site_crs(site.lon, site.lat), "EPSG:4326", always_xy=True)
+
     def project(xy: np.ndarray) -> np.ndarray:
         return np.column_stack(tr.transform(xy[:, 0], xy[:, 1]))
 
@@ -183,10 +181,3 @@ def collection_for(product: Product, items: list[pystac.Item]) -> pystac.Collect
     col.extra_fields["item_assets"] = {k: {"type": COG, "roles": ["data"]}
                                        for k in dict.fromkeys([b.asset for b in product.bands])}
     return col
-
-
-def build_time() -> dt.datetime:
-    return dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
-
-
-__all__ = ["COLLECTIONS", "asset_path", "collection_for", "scene_item"]

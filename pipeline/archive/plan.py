@@ -71,6 +71,8 @@ class Scene:
     epsg: int
     bounds: tuple[float, float, float, float]
     """Raster extent in the scene CRS (snapped to the coarsest band's pixel grid)."""
+    region: tuple[float, float, float, float]
+    """The tile's coverage in the site-local frame (the scene's footprint before its swath edge)."""
     datetime: dt.datetime
     platform: str
     seed: int
@@ -171,6 +173,7 @@ def _scene(product: str, site: Site, epsg: int, region: tuple[float, ...], when:
         site=site.name,
         epsg=epsg,
         bounds=bounds,
+        region=tuple(region),  # type: ignore[arg-type]
         datetime=when,
         platform=plat,
         seed=seed,
