@@ -171,5 +171,6 @@ def _read_scene(p: ProductRequest, scene: SceneRef, grid: PatchGrid, reader: Rea
         # the quality layer's own fill (SCL 0, QA_PIXEL fill bit) also marks nodata
         fill = (mask == 0) if p.name == "s2_l2a" else ((mask & quality.QA_FILL_BIT) != 0 if
                                                       p.name.startswith("landsat") else np.zeros_like(mask, bool))
-        data = np.where(fill[None], np.asarray(p.nodata, dtype=data.dtype), data)
+        if fill.any():  # in place, and only when needed (a full copy per patch otherwise)
+            data[:, fill] = np.asarray(p.nodata, dtype=data.dtype)
     return data, mask

@@ -160,10 +160,14 @@ def _read_once(spec: ReadSpec, grid: PatchGrid) -> np.ndarray:
 
 def to_db(amplitude_or_power: np.ndarray, nodata: float | None, *, amplitude: bool, k_db: float = 0.0) -> np.ndarray:
     """SAR values in dB as float32, NaN where nodata: 20 log10(DN) - K for GRD amplitude, 10 log10(p) for power."""
-    a = amplitude_or_power.astype(np.float64)
+    a = amplitude_or_power.astype(np.float32)  # float32 is what is stored; float64 would only cost time
     bad = ~np.isfinite(a) | (a <= 0)
     if nodata is not None:
         bad |= a == nodata
     with np.errstate(divide="ignore", invalid="ignore"):
-        db = (20.0 * np.log10(a) - k_db) if amplitude else 10.0 * np.log10(a)
-    return np.where(bad, np.nan, db).astype(np.float32)
+        db = np.log10(a)
+        db *= np.float32(20.0 if amplitude else 10.0)
+        if amplitude:
+            db -= np.float32(k_db)
+    db[bad] = np.nan
+    return db

@@ -157,7 +157,9 @@ class IndexSource:
             todo = np.array([i for i in idx if int(i) not in self._refs], dtype=np.int64)
             for i, d in zip(todo, self._dicts(todo) if todo.size else [], strict=True):
                 try:
-                    self._refs[int(i)] = scene_ref(pystac.Item.from_dict(d))
+                    # each row is parsed once (under the lock), so pystac may consume the dict: no deepcopy; the
+                    # fields scene_ref reads are stable across STAC 1.x, so no migration either
+                    self._refs[int(i)] = scene_ref(pystac.Item.from_dict(d, migrate=False, preserve_dict=False))
                 except Exception as e:  # a truncated/malformed item must not kill the run
                     self._refs[int(i)] = None
                     warnings.warn(f"skipped item {d.get('id')!r} of {self.path}: {type(e).__name__}: {e}",
