@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from export.model import ProductLayout
+from pipeline.fetch.grid import utm_epsg
 from pipeline.staging import SeasonPick, StagedLocation, StagedProduct, write_location
 
 SEASON_DATES = ("03-20", "06-21", "09-22", "12-21")
@@ -27,11 +28,6 @@ def synthetic_patch(rng: np.random.Generator, layout: ProductLayout, n_times: in
     arr = base + 600.0 * field + rng.normal(scale=noise, size=field.shape)
     lo = 1 if layout.nodata == 0 else np.iinfo(dtype).min + 1
     return np.clip(arr, lo, np.iinfo(dtype).max).astype(dtype)
-
-
-def utm_epsg(lon: float, lat: float) -> int:
-    zone = int((lon + 180) // 6) % 60 + 1
-    return (32600 if lat >= 0 else 32700) + zone
 
 
 def utm_transform(lon: float, lat: float, epsg: int, layout: ProductLayout) -> tuple[float, ...]:

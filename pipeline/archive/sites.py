@@ -19,12 +19,6 @@ class Site:
     """UTM zones of the site's scene tiles (two for a site on a zone boundary)."""
 
 
-def utm_epsg(lon: float, lat: float) -> int:
-    """The WGS 84 / UTM EPSG code of a point (no Norway/Svalbard exceptions; polar rows are the caller's job)."""
-    zone = int((lon + 180.0) // 6.0) % 60 + 1
-    return (32600 if lat >= 0 else 32700) + zone
-
-
 SITES: tuple[Site, ...] = (
     Site("Munich", "DE", 11.5755, 48.1374, 1_260_391, 2867714, (32632,)),
     Site("London", "GB", -0.0050, 51.4800, 8_961_989, 2643743, (32630, 32631)),  # Greenwich: 350 m from 0 deg

@@ -53,11 +53,9 @@ class DownloadSummary:
 
 
 def plan_todo(
-    tasks: Iterable[LocationTask], out: Path, retry_failed: bool = False
+    tasks: Iterable[LocationTask], done: set[int], ledger: dict[int, Entry], retry_failed: bool = False
 ) -> tuple[list[LocationTask], int, int]:
-    """(tasks left, already complete, failed for good) from the staging folder and the ledger."""
-    done = staging.complete_ids(out)
-    ledger = read_ledger(out)
+    """(tasks left, already complete, failed for good) from the staged ids and the ledger. Pure."""
     todo, n_done, n_failed = [], 0, 0
     for t in tasks:
         if t.location_id in done:
@@ -96,11 +94,10 @@ def fetch_and_stage(task: LocationTask, params: FetchParams, out: str, io_thread
                        time.perf_counter() - t0)
 
 
-def _reconcile(out: Path, ids: set[int], ledger: dict[int, Entry]) -> None:
+def _reconcile(out: Path, done: set[int], ledger: dict[int, Entry]) -> None:
     """Staged locations the ledger does not call complete (the driver died between the worker's atomic staging
     write and its ledger line) get their entry now, so ledger and staging agree."""
-    missing = sorted(i for i in staging.complete_ids(out) & ids
-                     if ledger.get(i) is None or ledger[i].status != "complete")
+    missing = sorted(i for i in done if ledger.get(i) is None or ledger[i].status != "complete")
     if missing:
         with LedgerWriter(out) as w:
             for i in missing:
@@ -117,11 +114,12 @@ def run_fetch(client, tasks: list[LocationTask], params: FetchParams, out: Path,
     t0 = time.perf_counter()
     out = Path(out)
     staging.clean_partial(out)
-    todo, n_done, n_failed = plan_todo(tasks, out, retry_failed)
-    s = DownloadSummary(total=len(tasks), skipped_complete=n_done, skipped_failed=n_failed)
+    done = staging.complete_ids(out) & {t.location_id for t in tasks}  # one scan of staging, one ledger read
     ledger_now = read_ledger(out)
+    todo, n_done, n_failed = plan_todo(tasks, done, ledger_now, retry_failed)
+    s = DownloadSummary(total=len(tasks), skipped_complete=n_done, skipped_failed=n_failed)
     attempts = {k: e.attempt for k, e in ledger_now.items()}
-    _reconcile(out, {t.location_id for t in tasks}, ledger_now)
+    _reconcile(out, done, ledger_now)
     if not todo:
         s.seconds = time.perf_counter() - t0
         return s

@@ -16,9 +16,9 @@ import pandas as pd
 
 from pipeline.config import Config
 from pipeline.errors import UserError
+from pipeline.stages.common import LOCATIONS
 
 log = logging.getLogger(__name__)
-LOCATIONS = "locations.parquet"
 
 # What the sampler's option names are called in the config file (for messages that name the knob).
 _KNOBS = {

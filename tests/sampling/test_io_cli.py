@@ -11,8 +11,8 @@ import pytest
 import shapely
 from pyproj import Transformer
 
-from pipeline.archive.sites import utm_epsg as site_epsg
 from pipeline.cli import main as cli
+from pipeline.fetch.grid import utm_epsg as site_epsg  # the zone the download stage uses
 from sampling import read_locations, sample_locations, write_locations, write_plots
 from sampling.geometry import from_utm, lonlat_rings, to_utm, utm_epsg, utm_zone
 from tests.sampling._checks import cities
