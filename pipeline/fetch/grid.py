@@ -57,15 +57,14 @@ def patch_grid(centre: tuple[float, float], epsg: int, res: float, px: int) -> P
 
 
 def lonlat_bbox(grid: PatchGrid, pad_m: float = 0.0) -> tuple[float, float, float, float]:
-    """lon/lat box around the grid (densified edges), for catalog searches."""
+    """lon/lat box around the grid (edges densified by PROJ), for catalog searches. A box across the
+    antimeridian comes back as west > east from PROJ; a search box cannot wrap, so it spans all longitudes."""
     x0, y0, x1, y1 = grid.bounds
-    x0, y0, x1, y1 = x0 - pad_m, y0 - pad_m, x1 + pad_m, y1 + pad_m
-    n = 8
-    xs = [x0 + (x1 - x0) * i / n for i in range(n + 1)]
-    ys = [y0 + (y1 - y0) * i / n for i in range(n + 1)]
-    pts = [(x, y0) for x in xs] + [(x, y1) for x in xs] + [(x0, y) for y in ys] + [(x1, y) for y in ys]
-    lon, lat = _to_utm(grid.epsg).transform([p[0] for p in pts], [p[1] for p in pts], direction="INVERSE")
-    return (min(lon), min(lat), max(lon), max(lat))
+    w, s_, e, n = _to_utm(grid.epsg).transform_bounds(x0 - pad_m, y0 - pad_m, x1 + pad_m, y1 + pad_m,
+                                                      densify_pts=21, direction="INVERSE")
+    if w > e:
+        w, e = -180.0, 180.0
+    return (w, s_, e, n)
 
 
 _CACHE: dict[int, Transformer] = {}
