@@ -123,14 +123,6 @@ def pattern(x: np.ndarray, y: np.ndarray, band_ordinal: int, scene_seed: int) ->
     return PATTERN_A * np.sin(2 * np.pi * (x * np.cos(th) + y * np.sin(th)) / PATTERN_P + phi)
 
 
-def pattern_gradient(x: np.ndarray, y: np.ndarray, band_ordinal: int, scene_seed: int) -> tuple[np.ndarray, ...]:
-    """d pattern / dx and d pattern / dy (per metre), for sub-pixel offset estimation."""
-    th = np.deg2rad(band_ordinal * GOLDEN_DEG)
-    phi = 2 * np.pi * float(unit(mix(scene_seed, 3)))
-    c = PATTERN_A * 2 * np.pi / PATTERN_P * np.cos(2 * np.pi * (x * np.cos(th) + y * np.sin(th)) / PATTERN_P + phi)
-    return c * np.cos(th), c * np.sin(th)
-
-
 def cloud_field(x: np.ndarray, y: np.ndarray, scene_seed: int) -> np.ndarray:
     """Smooth field in [-1, 1]; cloudy where it exceeds the scene's threshold."""
     f = np.zeros(np.broadcast(x, y).shape)
