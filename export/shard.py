@@ -7,6 +7,7 @@ import fcntl
 import logging
 import os
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -93,10 +94,12 @@ def build_dataset(
     version: str | None = None,
     client: Any = None,
     progress: Callable[[ShardResult], None] | None = None,
+    result_timeout_s: float = 6 * 3600.0,
 ) -> ShardSummary:
     """Pack every complete staged location into ``<out>/dataset.zarr`` and write ``<out>/dataset.parquet``.
 
     ``client``: a ``distributed.Client`` to run one task per shard on; None runs them one by one in this process.
+    ``result_timeout_s`` bounds the wait for all shard tasks on ``client``.
     Finished shards of an earlier run with the same shard key are kept. ``created`` goes into the root
     attributes only (see :func:`creation_time`).
     """
@@ -134,7 +137,7 @@ def build_dataset(
             jobs.append(ShardJob(str(store_path), str(state), span, n, tuple(r.folder for r in recs),
                                  tuple(r.location_id for r in recs), key, spec))
         t1 = time.perf_counter()
-        results = list(_run(jobs, client, progress))
+        results = list(_run(jobs, client, progress, result_timeout_s))
         t2 = time.perf_counter()
         results.sort(key=lambda r: r.index)
         stats = {p.name: st.summary(st.merge([r.stats[p.name] for r in results]), p.bands) for p in spec.products}
@@ -154,7 +157,8 @@ def build_dataset(
     return summary
 
 
-def _run(jobs: list[ShardJob], client: Any, progress: Callable[[ShardResult], None] | None) -> Iterator[ShardResult]:
+def _run(jobs: list[ShardJob], client: Any, progress: Callable[[ShardResult], None] | None,
+         timeout_s: float) -> Iterator[ShardResult]:
     if client is None:
         for job in jobs:
             r = write_shard(job)
@@ -164,9 +168,12 @@ def _run(jobs: list[ShardJob], client: Any, progress: Callable[[ShardResult], No
         return
     from distributed import as_completed
 
-    futures = client.map(write_shard, jobs, key=[f"ssl4eo-shard-{j.span.index}-{j.key[:12]}" for j in jobs],
+    # keys unique to this run: a released key is forgotten by the scheduler asynchronously, and a reused one could be
+    # answered with an earlier run's result although its shard was deleted since
+    token = uuid.uuid4().hex[:8]
+    futures = client.map(write_shard, jobs, key=[f"ssl4eo-shard-{j.span.index}-{j.key[:12]}-{token}" for j in jobs],
                          pure=False)
-    for fut in as_completed(futures):
+    for fut in as_completed(futures, timeout=timeout_s):
         r = fut.result()
         if progress:
             progress(r)

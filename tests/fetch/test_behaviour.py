@@ -485,3 +485,18 @@ def test_run_fetch_reasons_ledger_corrupt_cogs_and_resume(archive_root: Path, se
     meta = staging.read_meta(staging.location_dir(out, lid["broken"]))
     assert [x.scene_id for x in meta.products["s2_l2a"].seasons] == [c.scene.item_id for c in want["broken"].picks]
     assert staging.complete_ids(out) == {lid["fallback"], lid["corrupt"], lid["broken"]}
+
+
+def test_run_fetch_is_not_answered_by_an_earlier_runs_task(archive_root: Path, served_geoparquet, client,
+                                                           tmp_path: Path) -> None:
+    """A key the scheduler still holds (an earlier run's task, released asynchronously) must not answer this run."""
+    from pipeline.fetch.run import TaskOutcome
+
+    task = at(*MUNICH_CENTRE, first_id=1)
+    stale = client.submit(lambda: TaskOutcome(task.location_id, "source_error", "an earlier run", 0, 0, 0.0),
+                          key=f"fetch-{task.location_id}", pure=False)
+    stale.result(timeout=60)
+    s = run_fetch(client, [task], params(str(served_geoparquet.geoparquet)), tmp_path / "out", result_timeout_s=120)
+    assert (s.complete, dict(s.failed)) == (1, {})
+    assert staging.complete_ids(tmp_path / "out") == {task.location_id}
+    stale.release()
