@@ -151,7 +151,7 @@ def build_dataset(
                            sum(r.nbytes_stored for r in results), time.perf_counter() - t0, t2 - t1,
                            dict(scan.skipped),
                            {k: round(sum(r.seconds.get(k, 0.0) for r in results), 3)
-                            for k in ("read", "stats", "encode", "write")})
+                            for k in ("read", "stats", "wait", "encode", "write")})
     log.info("sharded %d samples into %d shards (%d written, %d kept) in %.1f s", n, len(jobs), written,
              summary.kept, summary.seconds)
     return summary

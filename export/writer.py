@@ -137,7 +137,7 @@ def write_shard(job: ShardJob) -> ShardResult:
     crcs: dict[str, int] = {}
     partials: dict[str, st.Partial] = {}
     raw = stored = 0
-    secs = dict.fromkeys(("read", "stats", "encode", "write"), 0.0)
+    secs = dict.fromkeys(("read", "stats", "wait", "encode", "write"), 0.0)
     clock = time.perf_counter()
 
     def lap(name: str) -> None:

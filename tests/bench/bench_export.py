@@ -31,18 +31,19 @@ N_SAMPLES = 256
 N_READS = 200
 N_READS_TIFF = 40
 ROUNDS = 3
+CODEC_PASSES = 3
+WRITE_RUNS = 3
 ALL_SEASONS = (0, 1, 2, 3)
 SEED = 7
 
 
 def main(out: Path) -> dict[str, Any]:
-    from distributed import Client, LocalCluster
-
     from export.catalog import write_catalog
     from export.codecs import CodecSpec
     from export.model import ExportSpec, product_layout
     from export.shard import build_dataset
     from export.testing import stage_synthetic
+    from pipeline.cluster import dask_client
 
     out = Path(out)
     shutil.rmtree(out, ignore_errors=True)
@@ -54,18 +55,30 @@ def main(out: Path) -> dict[str, Any]:
     t = time.perf_counter()
     stage_synthetic(out, [layout], ids, seed=SEED)
     print(f"staged {N_SAMPLES} locations in {time.perf_counter() - t:.1f} s", flush=True)
+    # Staging is written by the download stage long before sharding; here it was written a moment ago, and the
+    # kernel's writeback of those 1.7 GB would otherwise compete with the shard writes being measured.
+    os.sync()
     folders = sorted((out / "staging").iterdir())
     sample_mb = 4 * len(layout.bands) * layout.patch_px**2 * 2 / 1e6
 
     codecs = codec_table(folders[:16])
     before = codecs[codec.describe()]["compress_MBps"]
 
-    # As `ssl4eo shard` runs it with the default config: 2 worker processes, 2 shard tasks each.
-    with LocalCluster(n_workers=2, threads_per_worker=2, processes=True, dashboard_address=None,
-                      host="127.0.0.1", memory_limit="4GiB") as cluster, Client(cluster) as client:
+    # As `ssl4eo shard` runs it with the default config: the same cluster factory, 2 worker processes, 2 shard
+    # tasks each.
+    with dask_client(None, n_workers=2, threads_per_worker=2, memory_limit="4GiB",
+                     dashboard_address="127.0.0.1:0") as client:
         client.run(_warm_worker)  # imports zarr & co. in each worker: start-up, not write throughput
-        s = build_dataset(out, spec, config_hash="bench", created="2026-01-01T00:00:00Z", client=client)
-        write_mbps = s.nbytes_raw / 1e6 / s.write_seconds
+        # The median of WRITE_RUNS builds from scratch (the last one stays for the read measurements): on this
+        # VM the first touch of memory the guest has not used lately is slow (host page faults), which makes a
+        # single build swing by 2x; every build is reported.
+        write_runs = []
+        for k in range(WRITE_RUNS):
+            if k:
+                remove_outputs(out)
+            s = build_dataset(out, spec, config_hash="bench", created="2026-01-01T00:00:00Z", client=client)
+            write_runs.append(s.nbytes_raw / 1e6 / s.write_seconds)
+        write_mbps = float(np.median(write_runs))
         # The raw codec again right after the write, so a change of machine load between the two measurements
         # does not bias the ratio: the reference is the mean of before and after.
         after = codec_table(folders[:16], only=codec)[codec.describe()]["compress_MBps"]
@@ -115,6 +128,7 @@ def main(out: Path) -> dict[str, Any]:
         "raw_codec_compress_MBps": round(raw_mbps, 1),
         "raw_codec_compress_MBps_before_after": [round(before, 1), round(after, 1)],
         "shard_write_MBps": round(write_mbps, 1),
+        "shard_write_MBps_runs": [round(x, 1) for x in write_runs],
         "shard_write_vs_raw_codec": round(write_mbps / raw_mbps, 2),
         "shard_stage_seconds": round(s.seconds, 2),
         "shard_task_seconds": s.task_seconds,
@@ -153,11 +167,22 @@ def main(out: Path) -> dict[str, Any]:
 
 
 def _warm_worker() -> None:
+    import numcodecs.blosc  # noqa: F401
+
     import export.writer  # noqa: F401
 
 
+def remove_outputs(out: Path) -> None:
+    from export.layout import INDEX, STATE, STORE
+
+    for name in (STORE, STATE, INDEX):
+        p = out / name
+        shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+
+
 def codec_table(folders: list[Path], only: Any = None) -> dict[str, dict[str, float]]:
-    """Single-thread compress/decompress MB/s and ratio of candidate codecs on sample-season chunks."""
+    """Single-thread compress/decompress MB/s (best of ``CODEC_PASSES``) and ratio of candidate codecs on
+    sample-season chunks."""
     from numcodecs import blosc
 
     from export.codecs import CodecSpec
@@ -171,13 +196,15 @@ def codec_table(folders: list[Path], only: Any = None) -> dict[str, dict[str, fl
                   CodecSpec("blosc-zstd", 5, "shuffle"), CodecSpec("zstd", 1), CodecSpec("zstd", 3)]
     for spec in [only] if only is not None else candidates:
         c = spec.numcodecs_codec()
-        t = time.perf_counter()
-        enc = [c.encode(x) for x in chunks]  # type: ignore[attr-defined]
-        ct = time.perf_counter() - t
-        t = time.perf_counter()
-        for e in enc:
-            c.decode(e)  # type: ignore[attr-defined]
-        dt = time.perf_counter() - t
+        ct = dt = float("inf")
+        for _ in range(CODEC_PASSES):  # the best pass: the codec's own speed, not a hiccup of the machine
+            t = time.perf_counter()
+            enc = [c.encode(x) for x in chunks]  # type: ignore[attr-defined]
+            ct = min(ct, time.perf_counter() - t)
+            t = time.perf_counter()
+            for e in enc:
+                c.decode(e)  # type: ignore[attr-defined]
+            dt = min(dt, time.perf_counter() - t)
         out[spec.describe()] = {"compress_MBps": round(raw / ct, 1), "decompress_MBps": round(raw / dt, 1),
                                 "ratio": round(raw * 1e6 / sum(len(e) for e in enc), 3)}
     blosc.use_threads = None
@@ -340,7 +367,8 @@ def print_table(r: dict[str, Any]) -> None:
     print(f"\nexport bench: {r['samples']} samples of {r['sample_MB']} MB, codec {r['codec']}")
     print(f"  shard write          {r['shard_write_MBps']:8.1f} MB/s   raw codec "
           f"{r['raw_codec_compress_MBps']:.1f} MB/s"
-          f"   -> {r['shard_write_vs_raw_codec']:.2f}x (target >= 0.7x); task seconds {r['shard_task_seconds']}")
+          f"   -> {r['shard_write_vs_raw_codec']:.2f}x (target >= 0.7x); builds {r['shard_write_MBps_runs']} MB/s;"
+          f" task seconds {r['shard_task_seconds']}")
     print(f"  same write, {r['alt_codec']}: {r['alt_shard_write_MBps']:.1f} MB/s, raw codec "
           f"{r['alt_raw_codec_compress_MBps']:.1f} MB/s -> {r['alt_write_vs_raw_codec']:.2f}x, ratio {r['alt_ratio']}")
     print(f"  size on disk         zarr {r['zarr_MB']:.1f} MB in {r['zarr_files']} files;  deflate GeoTIFF "
