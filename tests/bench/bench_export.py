@@ -110,10 +110,13 @@ def main(out: Path) -> dict[str, Any]:
              for i in rng.integers(0, N_SAMPLES, N_READS)]
     # "zarr": the training read path (export.reader.ShardedSampleReader on the store); "zarr-python": the same
     # store through zarr's own indexing, for reference
-    openers = {"zarr": lambda: fast_reader(out), "zarr-python": lambda: zarr_reader(out),
+    # "zarr-2-threads": the same reader decoding a sample's season chunks on two threads (one reader using both
+    # cores; not the headline, which compares one core with one core)
+    openers = {"zarr": lambda: fast_reader(out), "zarr-2-threads": lambda: fast_reader(out, 2),
+               "zarr-python": lambda: zarr_reader(out),
                "geotiff": lambda: tiff_reader(tiffs, layout), "lmdb": lambda: lmdb_reader(lmdb_path)}
-    files = {"zarr": out / "dataset.zarr", "zarr-python": out / "dataset.zarr", "geotiff": tiffs,
-             "lmdb": lmdb_path}
+    store = out / "dataset.zarr"
+    files = {"zarr": store, "zarr-2-threads": store, "zarr-python": store, "geotiff": tiffs, "lmdb": lmdb_path}
     for pattern in (full[:1], pairs[:1]):
         ref = openers["zarr"]()(*pattern[0])
         for opener in openers.values():
@@ -148,6 +151,7 @@ def main(out: Path) -> dict[str, Any]:
         "zarr_vs_geotiff_reads_cold": round(cold["zarr"] / cold["geotiff"], 1),
         "zarr_vs_lmdb_reads": round(warm["zarr"] / warm["lmdb"], 2),
         "zarr_vs_lmdb_reads_cold": round(cold["zarr"] / cold["lmdb"], 2),
+        "zarr_2_threads_vs_lmdb_reads": round(warm["zarr-2-threads"] / warm["lmdb"], 2),
         "two_season_reads_per_s_warm": {k: round(v, 1) for k, v in warm2.items()},
         "two_season_reads_per_s_warm_rounds": {k: [round(x, 1) for x in v] for k, v in warm_runs2.items()},
         "two_season_reads_per_s_cold": {k: round(v, 1) for k, v in cold2.items()},
@@ -248,13 +252,13 @@ def write_lmdb(path: Path, folders: list[Path]) -> Path:
     return path
 
 
-def fast_reader(out: Path):  # type: ignore[no-untyped-def]
+def fast_reader(out: Path, threads: int = 1):  # type: ignore[no-untyped-def]
     from export.reader import ShardedSampleReader
 
-    r = ShardedSampleReader(out / "dataset.zarr", "s2_l2a")
+    r = ShardedSampleReader(out / "dataset.zarr", "s2_l2a", threads=threads)
 
     def read(i: int, seasons: tuple[int, ...]) -> np.ndarray:
-        return r.read(i, None if seasons == ALL_SEASONS else seasons).astype(np.float32)
+        return r.read(i, None if seasons == ALL_SEASONS else seasons, dtype=np.float32)
 
     read.close = r.close  # type: ignore[attr-defined]
     return read
@@ -379,6 +383,8 @@ def print_table(r: dict[str, Any]) -> None:
           f"   -> {r['zarr_vs_geotiff_reads']:.1f}x geotiff (>= 10x), {r['zarr_vs_lmdb_reads']:.2f}x lmdb (>= 1x)")
     print(f"  reads/s cold         zarr {c['zarr']:.1f}  geotiff {c['geotiff']:.1f}  lmdb {c['lmdb']:.1f}"
           f"   -> {r['zarr_vs_geotiff_reads_cold']:.1f}x geotiff, {r['zarr_vs_lmdb_reads_cold']:.2f}x lmdb")
+    print(f"  one reader, 2 threads: warm {w['zarr-2-threads']:.1f}/s -> {r['zarr_2_threads_vs_lmdb_reads']:.2f}x lmdb;"
+          f" zarr-python warm {w['zarr-python']:.1f}/s")
     w, c = r["two_season_reads_per_s_warm"], r["two_season_reads_per_s_cold"]
     print(f"  2 seasons, warm      zarr {w['zarr']:.1f}  geotiff {w['geotiff']:.1f}  lmdb {w['lmdb']:.1f}"
           f"   -> {r['two_season_zarr_vs_geotiff']:.1f}x geotiff, {r['two_season_zarr_vs_lmdb']:.2f}x lmdb;"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -43,3 +44,68 @@ def test_reader_catches_a_corrupted_chunk(tmp_path: Path) -> None:
     with pytest.raises(OSError, match="CRC32C"):
         for i in range(8):
             r[i]
+    r.close()
+
+
+@pytest.mark.parametrize(("codec", "threads"), [(CodecSpec(), 1), (CodecSpec(), 3), (CodecSpec("none"), 1)])
+def test_reader_converts_reuses_out_and_decodes_seasons_in_parallel(tmp_path: Path, codec: CodecSpec,
+                                                                    threads: int) -> None:
+    out = stage(tmp_path)
+    build(out, spec=spec(codec=codec))
+    z = zarr.open_array(out / "dataset.zarr", path="s2_l2a/bands", mode="r")
+    r = ShardedSampleReader(out / "dataset.zarr", "s2_l2a", threads=threads)
+    buf = np.full((2, *z.shape[2:]), np.nan, np.float32)
+    for i in range(len(r)):
+        got = r.read(i, dtype=np.float32)
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got, z[i].astype(np.float32))
+        same = r.read(i, [2, 0], dtype=np.float32, out=buf)
+        assert same is buf
+        np.testing.assert_array_equal(buf, z[i][[2, 0]].astype(np.float32))
+    with pytest.raises(ValueError, match="shape"):
+        r.read(0, [1], out=buf)
+    with pytest.raises(IndexError, match="seasons"):
+        r.read(0, [4])
+    r.close()
+
+
+def test_reader_pickles_and_works_in_a_forked_worker(tmp_path: Path) -> None:
+    """As a DataLoader uses it: pickled to spawned workers, or inherited by forked ones after reads in the parent."""
+    import multiprocessing as mp
+    import pickle
+
+    out = stage(tmp_path)
+    build(out)
+    z = zarr.open_array(out / "dataset.zarr", path="s2_l2a/bands", mode="r")
+    r = ShardedSampleReader(out / "dataset.zarr", "s2_l2a", threads=2)
+    r.read(3)  # descriptors, index cache and threads now exist in this process
+    clone = pickle.loads(pickle.dumps(r))
+    np.testing.assert_array_equal(clone[9], z[9])
+    clone.close()
+    _FORKED["reader"] = r  # inherited by the forked worker as it is (descriptors, lock, thread pool and all)
+    try:
+        with mp.get_context("fork").Pool(1) as pool:
+            sums = pool.map(_sample_sum, [3, 9, 17])
+    finally:
+        _FORKED.clear()
+    assert sums == [(k == 0, int(z[i].astype(np.int64).sum())) for k, i in enumerate((3, 9, 17))]
+    np.testing.assert_array_equal(r[3], z[3])  # the parent's reader is untouched
+    r.close()
+
+
+_FORKED: dict[str, ShardedSampleReader] = {}
+
+
+def _sample_sum(i: int) -> tuple[bool, int]:
+    r = _FORKED["reader"]
+    inherited = r._pid != os.getpid()  # the parent's object as it was, until its first read here
+    return inherited, int(r.read(i).astype(np.int64).sum())
+
+
+def test_reader_reports_a_truncated_shard(tmp_path: Path) -> None:
+    out = stage(tmp_path)
+    build(out)
+    shard = out / "dataset.zarr" / "s2_l2a" / "bands" / "c" / "0" / "0" / "0" / "0" / "0"
+    shard.write_bytes(shard.read_bytes()[:64])
+    with pytest.raises(OSError, match="truncated shard"):
+        ShardedSampleReader(out / "dataset.zarr", "s2_l2a")[0]
