@@ -86,14 +86,16 @@ def main(out: Path) -> dict[str, Any]:
         # The same write with a slower, denser codec, for comparison (another output folder, same staging).
         alt = CodecSpec("blosc-zstd", 3, "bitshuffle")
         alt_out = out / "alt"
-        (alt_out / "staging").mkdir(parents=True)
-        for f in folders:
-            (alt_out / "staging" / f.name).symlink_to(f.resolve())
-        a = build_dataset(alt_out, ExportSpec((layout,), 64, alt), config_hash="bench", created="2026-01-01T00:00:00Z",
-                          client=client)
+        a = build_dataset(linked_staging(alt_out, folders), ExportSpec((layout,), 64, alt), config_hash="bench",
+                          created="2026-01-01T00:00:00Z", client=client)
         alt_mbps = a.nbytes_raw / 1e6 / a.write_seconds
         alt_raw = codec_table(folders[:16], only=alt)[alt.describe()]["compress_MBps"]
         shutil.rmtree(alt_out)
+        # And without compression (export.compressor: none), kept for the read measurements: the choice for a
+        # corpus that fits in the page cache.
+        plain_out = out / "plain"
+        build_dataset(linked_staging(plain_out, folders), ExportSpec((layout,), 64, CodecSpec("none")),
+                      config_hash="bench", created="2026-01-01T00:00:00Z", client=client)
     write_catalog(out)
     print(f"shard: {s.nbytes_raw / 1e6:.0f} MB in {s.write_seconds:.2f} s of shard tasks ({write_mbps:.0f} MB/s), "
           f"stage total {s.seconds:.2f} s; raw codec {raw_mbps:.0f} MB/s single thread", flush=True)
@@ -113,10 +115,12 @@ def main(out: Path) -> dict[str, Any]:
     # "zarr-2-threads": the same reader decoding a sample's season chunks on two threads (one reader using both
     # cores; not the headline, which compares one core with one core)
     openers = {"zarr": lambda: fast_reader(out), "zarr-2-threads": lambda: fast_reader(out, 2),
+               "zarr-none": lambda: fast_reader(plain_out),
                "zarr-python": lambda: zarr_reader(out),
                "geotiff": lambda: tiff_reader(tiffs, layout), "lmdb": lambda: lmdb_reader(lmdb_path)}
     store = out / "dataset.zarr"
-    files = {"zarr": store, "zarr-2-threads": store, "zarr-python": store, "geotiff": tiffs, "lmdb": lmdb_path}
+    files = {"zarr": store, "zarr-2-threads": store, "zarr-none": plain_out / "dataset.zarr", "zarr-python": store,
+             "geotiff": tiffs, "lmdb": lmdb_path}
     for pattern in (full[:1], pairs[:1]):
         ref = openers["zarr"]()(*pattern[0])
         for opener in openers.values():
@@ -152,6 +156,10 @@ def main(out: Path) -> dict[str, Any]:
         "zarr_vs_lmdb_reads": round(warm["zarr"] / warm["lmdb"], 2),
         "zarr_vs_lmdb_reads_cold": round(cold["zarr"] / cold["lmdb"], 2),
         "zarr_2_threads_vs_lmdb_reads": round(warm["zarr-2-threads"] / warm["lmdb"], 2),
+        "zarr_none_MB": round(disk_usage(plain_out / "dataset.zarr")["bytes"] / 1e6, 1),
+        "zarr_none_vs_lmdb_reads": round(warm["zarr-none"] / warm["lmdb"], 2),
+        "zarr_none_vs_lmdb_reads_cold": round(cold["zarr-none"] / cold["lmdb"], 2),
+        "zarr_none_vs_geotiff_reads": round(warm["zarr-none"] / warm["geotiff"], 1),
         "two_season_reads_per_s_warm": {k: round(v, 1) for k, v in warm2.items()},
         "two_season_reads_per_s_warm_rounds": {k: [round(x, 1) for x in v] for k, v in warm_runs2.items()},
         "two_season_reads_per_s_cold": {k: round(v, 1) for k, v in cold2.items()},
@@ -174,6 +182,14 @@ def _warm_worker() -> None:
     import numcodecs.blosc  # noqa: F401
 
     import export.writer  # noqa: F401
+
+
+def linked_staging(out: Path, folders: list[Path]) -> Path:
+    """Another output folder whose staging links to the same staged locations."""
+    (out / "staging").mkdir(parents=True)
+    for f in folders:
+        (out / "staging" / f.name).symlink_to(f.resolve())
+    return out
 
 
 def remove_outputs(out: Path) -> None:
@@ -313,9 +329,10 @@ def lmdb_reader(path: Path):  # type: ignore[no-untyped-def]
 
 def measure_reads(openers: dict[str, Any], files: dict[str, Path], order: list[tuple[int, tuple[int, ...]]]
                   ) -> tuple[dict[str, list[float]], dict[str, float], dict[str, float]]:
-    """Warm: interleaved rounds (median; robust to load changes on a shared machine). Cold: files evicted."""
-    def sub(k: str) -> list[tuple[int, tuple[int, ...]]]:
-        return order[:N_READS_TIFF] if k == "geotiff" else order
+    """Warm: interleaved rounds (median; robust to load changes on a shared machine). Cold: files evicted before
+    each of ROUNDS interleaved rounds (median). The slow formats (GeoTIFF; LMDB cold) read fewer samples."""
+    def sub(k: str, cold: bool = False) -> list[tuple[int, tuple[int, ...]]]:
+        return order[:N_READS_TIFF] if k == "geotiff" or (cold and k == "lmdb") else order
 
     readers = {k: opener() for k, opener in openers.items()}
     for k, read in readers.items():
@@ -326,13 +343,15 @@ def measure_reads(openers: dict[str, Any], files: dict[str, Path], order: list[t
             runs[k].append(reads_per_s(read, sub(k), warmup=False))
     for read in readers.values():
         getattr(read, "close", lambda: None)()
-    cold = {}
-    for k, opener in openers.items():
-        evict(files[k])  # then open afresh: pages mapped by an open LMDB could not be evicted
-        read = opener()
-        cold[k] = reads_per_s(read, sub(k), warmup=False)
-        getattr(read, "close", lambda: None)()
-    return runs, {k: float(np.median(v)) for k, v in runs.items()}, cold
+    cold_runs: dict[str, list[float]] = {k: [] for k in openers}
+    for _ in range(ROUNDS):
+        for k, opener in openers.items():
+            evict(files[k])  # then open afresh: pages mapped by an open LMDB could not be evicted
+            read = opener()
+            cold_runs[k].append(reads_per_s(read, sub(k, cold=True), warmup=False))
+            getattr(read, "close", lambda: None)()
+    return runs, {k: float(np.median(v)) for k, v in runs.items()}, {k: float(np.median(v)) for k, v in
+                                                                       cold_runs.items()}
 
 
 Job = tuple[int, tuple[int, ...]]
@@ -385,6 +404,9 @@ def print_table(r: dict[str, Any]) -> None:
           f"   -> {r['zarr_vs_geotiff_reads_cold']:.1f}x geotiff, {r['zarr_vs_lmdb_reads_cold']:.2f}x lmdb")
     print(f"  one reader, 2 threads: warm {w['zarr-2-threads']:.1f}/s -> {r['zarr_2_threads_vs_lmdb_reads']:.2f}x lmdb;"
           f" zarr-python warm {w['zarr-python']:.1f}/s")
+    print(f"  compressor none ({r['zarr_none_MB']:.0f} MB): warm {w['zarr-none']:.1f}/s -> "
+          f"{r['zarr_none_vs_lmdb_reads']:.2f}x lmdb, {r['zarr_none_vs_geotiff_reads']:.1f}x geotiff; cold "
+          f"{c['zarr-none']:.1f}/s -> {r['zarr_none_vs_lmdb_reads_cold']:.2f}x lmdb")
     w, c = r["two_season_reads_per_s_warm"], r["two_season_reads_per_s_cold"]
     print(f"  2 seasons, warm      zarr {w['zarr']:.1f}  geotiff {w['geotiff']:.1f}  lmdb {w['lmdb']:.1f}"
           f"   -> {r['two_season_zarr_vs_geotiff']:.1f}x geotiff, {r['two_season_zarr_vs_lmdb']:.2f}x lmdb;"
