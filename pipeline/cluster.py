@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -35,10 +36,22 @@ def dask_client(scheduler: str | None, *, n_workers: int, threads_per_worker: in
     # sample) is then a fresh mmap, page-faulted and zeroed on each use and unmapped after (measured: ~1.5 s of
     # system time per 1,000 GDAL reads; Blosc compression 25% slower). Buffers up to 32 MiB (glibc's maximum)
     # come from the heap instead, and free memory above 64 MiB is still given back.
+    # The nanny prefers the parent's os.environ to its config, and every nanny copies its settings into the
+    # parent's os.environ, so an earlier LocalCluster in this process would override ours: set both while ours
+    # starts, then restore the parent's environment.
     environ = {"MALLOC_TRIM_THRESHOLD_": str(64 * 2**20), "MALLOC_MMAP_THRESHOLD_": str(32 * 2**20)}
-    with dask.config.set({f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in environ.items()}):
-        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True,
-                               memory_limit=memory_limit, dashboard_address=dashboard_address, host="127.0.0.1")
+    saved = {k: os.environ.get(k) for k in environ}
+    os.environ.update(environ)
+    try:
+        with dask.config.set({f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in environ.items()}):
+            cluster = LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True,
+                                   memory_limit=memory_limit, dashboard_address=dashboard_address, host="127.0.0.1")
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     client = Client(cluster, timeout=f"{connect_timeout_s}s")
     try:
         yield client
