@@ -60,7 +60,8 @@ class ShardResult:
     written: bool
     """False when the shard was already finished and was kept."""
     seconds: dict[str, float] = field(default_factory=dict)
-    """Where the task's time went: read, stats, encode, write (empty for a kept shard)."""
+    """Where the task's time went: read and stats (on the read thread), wait (for the read thread), encode, write
+    (empty for a kept shard)."""
 
 
 class RefusedWrite(RuntimeError):
