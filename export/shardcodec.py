@@ -15,8 +15,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import google_crc32c
 import numpy as np
+
+from export.checksum import crc32c
 
 EMPTY = np.uint64(2**64 - 1)
 
@@ -43,7 +44,7 @@ class ShardFormat:
 
     def encode_chunk(self, piece: np.ndarray) -> list[bytes]:
         data = bytes(self.compress(np.ascontiguousarray(piece)))
-        return [data, int(google_crc32c.value(data)).to_bytes(4, "little")] if self.crc else [data]
+        return [data, crc32c(data).to_bytes(4, "little")] if self.crc else [data]
 
     def new_index(self) -> np.ndarray:
         return np.full((*self.per_shard, 2), EMPTY, dtype="<u8")
@@ -51,7 +52,7 @@ class ShardFormat:
     @staticmethod
     def index_part(index: np.ndarray) -> bytes:
         raw = index.tobytes()
-        return raw + int(google_crc32c.value(raw)).to_bytes(4, "little")
+        return raw + crc32c(raw).to_bytes(4, "little")
 
     def encode(self, block: np.ndarray) -> list[bytes]:
         """The whole shard of ``block`` (its first axis possibly short: the array's last shard) as parts."""

@@ -18,10 +18,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import google_crc32c
 import numpy as np
 
 from export import stats as st
+from export.checksum import crc32c
 from export.model import ProductLayout
 from export.shardcodec import ShardFormat
 from export.staging_io import read_sample
@@ -120,7 +120,7 @@ def stream_shard(fmt: ShardFormat, folders: tuple[str, ...], layout: ProductLayo
                 size = 0
                 for part in parts:
                     f.write(part)
-                    crc = google_crc32c.extend(crc, part)
+                    crc = crc32c(part, crc)
                     size += len(part)
                 index[coords] = (offset, size)
                 offset += size
@@ -133,7 +133,7 @@ def stream_shard(fmt: ShardFormat, folders: tuple[str, ...], layout: ProductLayo
                 lap("write")
             tail = fmt.index_part(index)
             f.write(tail)
-            crc = google_crc32c.extend(crc, tail)
+            crc = crc32c(tail, crc)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

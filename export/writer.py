@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import google_crc32c
 import numpy as np
 import zarr
 from zarr.abc.store import ByteRequest
@@ -27,6 +26,7 @@ from zarr.core.buffer import Buffer, BufferPrototype
 from zarr.storage import LocalStore, WrapperStore
 
 from export import stats as st
+from export.checksum import crc32c
 from export.layout import BANDS, ShardSpan, bands_shard_key, check_aligned
 from export.model import ExportSpec
 from export.shardcodec import ShardFormat, shard_format
@@ -168,7 +168,7 @@ def write_shard(job: ShardJob) -> ShardResult:
         atomic_write(store / key, parts)
         crc = 0
         for part in parts:
-            crc = google_crc32c.extend(crc, part)
+            crc = crc32c(part, crc)
         crcs[layout.name] = crc
         stored += sum(len(p) if isinstance(p, bytes) else p.nbytes for p in parts)
         lap("write")

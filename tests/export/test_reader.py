@@ -109,3 +109,24 @@ def test_reader_reports_a_truncated_shard(tmp_path: Path) -> None:
     shard.write_bytes(shard.read_bytes()[:64])
     with pytest.raises(OSError, match="truncated shard"):
         ShardedSampleReader(out / "dataset.zarr", "s2_l2a")[0]
+
+
+def test_reader_without_the_crc32c_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A training job that copies the reader into an environment with only google-crc32c gets the same results."""
+    import export.reader
+
+    monkeypatch.setattr(export.reader, "_crc_buffer", None)
+    out = stage(tmp_path)
+    build(out)
+    z = zarr.open_array(out / "dataset.zarr", path="s2_l2a/bands", mode="r")
+    r = ShardedSampleReader(out / "dataset.zarr", "s2_l2a")
+    for i in (0, 7, 19):
+        np.testing.assert_array_equal(r.read(i, dtype=np.float32), z[i].astype(np.float32))
+    r.close()
+    shard = out / "dataset.zarr" / "s2_l2a" / "bands" / "c" / "0" / "0" / "0" / "0" / "0"
+    data = bytearray(shard.read_bytes())
+    data[100] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    with pytest.raises(OSError, match="CRC32C"):
+        for i in range(8):
+            ShardedSampleReader(out / "dataset.zarr", "s2_l2a")[i]

@@ -1,0 +1,25 @@
+"""Both CRC32C implementations give Zarr's values, whole or continued, on bytes and on other buffers."""
+
+from __future__ import annotations
+
+import google_crc32c
+import numpy as np
+import pytest
+
+import export.checksum
+from export.checksum import crc32c
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_crc32c_matches_google_crc32c(monkeypatch: pytest.MonkeyPatch, fast: bool) -> None:
+    if not fast:
+        monkeypatch.setattr(export.checksum, "_fast", None)
+    rng = np.random.default_rng(3)
+    for n in (0, 1, 7, 4096, 1_000_003):
+        data = rng.integers(0, 256, n, dtype=np.uint8).tobytes()
+        want = google_crc32c.value(data)
+        assert crc32c(data) == want
+        assert crc32c(memoryview(bytearray(data))) == want  # any buffer, no copy needed by the caller
+        cut = n // 3
+        assert crc32c(data[cut:], crc32c(data[:cut])) == want  # continued, as a shard is checksummed part by part
+    assert crc32c(b"123456789") == 0xE3069283  # the CRC-32C check value
