@@ -14,7 +14,6 @@ Measures, in one run:
 from __future__ import annotations
 
 import os
-import pickle
 import shutil
 import sys
 import time
@@ -33,7 +32,6 @@ N_READS_TIFF = 40
 ROUNDS = 3
 CODEC_PASSES = 3
 WRITE_RUNS = 3
-ALL_SEASONS = (0, 1, 2, 3)
 SEED = 7
 
 
@@ -44,6 +42,15 @@ def main(out: Path) -> dict[str, Any]:
     from export.shard import build_dataset
     from export.testing import stage_synthetic
     from pipeline.cluster import dask_client
+    from tests.bench.export_formats import (
+        ALL_SEASONS,
+        fast_reader,
+        lmdb_reader,
+        tiff_reader,
+        write_geotiffs,
+        write_lmdb,
+        zarr_reader,
+    )
 
     out = Path(out)
     shutil.rmtree(out, ignore_errors=True)
@@ -229,102 +236,6 @@ def codec_table(folders: list[Path], only: Any = None) -> dict[str, dict[str, fl
                                 "ratio": round(raw * 1e6 / sum(len(e) for e in enc), 3)}
     blosc.use_threads = None
     return out
-
-
-def write_geotiffs(root: Path, folders: list[Path], layout: Any) -> Path:
-    """SSL4EO-S12 v1 layout: ``<location>/<scene>/<band>.tif``, deflate with horizontal predictor."""
-    import rasterio
-    from rasterio.transform import Affine
-
-    from pipeline.staging import read_array, read_meta
-
-    for f in folders:
-        meta = read_meta(f)
-        arr = read_array(f, "s2_l2a", mmap=False)
-        p = meta.products["s2_l2a"]
-        for t, season in enumerate(p.seasons):
-            d = root / f.name / season.scene_id
-            d.mkdir(parents=True, exist_ok=True)
-            for b, band in enumerate(p.bands):
-                with rasterio.open(d / f"{band}.tif", "w", driver="GTiff", width=p.patch_px, height=p.patch_px,
-                                   count=1, dtype=arr.dtype, crs=f"EPSG:{meta.epsg}",
-                                   transform=Affine(*p.transform), compress="deflate", predictor=2) as dst:
-                    dst.write(arr[t, b], 1)
-    return root
-
-
-def write_lmdb(path: Path, folders: list[Path]) -> Path:
-    """SSL4EO's training LMDB: key str(index), value pickle.dumps((array bytes, shape))."""
-    import lmdb
-
-    from pipeline.staging import read_array
-
-    env = lmdb.open(str(path), map_size=1 << 34)
-    with env.begin(write=True) as txn:
-        for i, f in enumerate(folders):
-            a = read_array(f, "s2_l2a", mmap=False)
-            txn.put(str(i).encode(), pickle.dumps((a.tobytes(), a.shape, str(a.dtype))))
-    env.close()
-    return path
-
-
-def fast_reader(out: Path, threads: int = 1):  # type: ignore[no-untyped-def]
-    from export.reader import ShardedSampleReader
-
-    r = ShardedSampleReader(out / "dataset.zarr", "s2_l2a", threads=threads)
-
-    def read(i: int, seasons: tuple[int, ...]) -> np.ndarray:
-        return r.read(i, None if seasons == ALL_SEASONS else seasons, dtype=np.float32)
-
-    read.close = r.close  # type: ignore[attr-defined]
-    return read
-
-
-def zarr_reader(out: Path):  # type: ignore[no-untyped-def]
-    import zarr
-
-    arr = zarr.open_array(out / "dataset.zarr", path="s2_l2a/bands", mode="r")
-
-    def read(i: int, seasons: tuple[int, ...]) -> np.ndarray:
-        if seasons == ALL_SEASONS:
-            return arr[i].astype(np.float32)
-        # One basic selection per season: only those chunks decode. (zarr 3.1's oindex on a sharded array is
-        # ~10x slower than reading the whole sample.)
-        return np.stack([arr[i, t] for t in seasons]).astype(np.float32)
-
-    return read
-
-
-def tiff_reader(root: Path, layout: Any):  # type: ignore[no-untyped-def]
-    import rasterio
-
-    locs = sorted(root.iterdir())
-
-    def read(i: int, seasons: tuple[int, ...]) -> np.ndarray:
-        scenes = sorted(locs[i].iterdir())
-        out = np.empty((len(seasons), len(layout.bands), layout.patch_px, layout.patch_px), np.float32)
-        for k, t in enumerate(seasons):
-            for b, band in enumerate(layout.bands):
-                with rasterio.open(scenes[t] / f"{band}.tif") as src:
-                    out[k, b] = src.read(1)
-        return out
-
-    return read
-
-
-def lmdb_reader(path: Path):  # type: ignore[no-untyped-def]
-    import lmdb
-
-    env = lmdb.open(str(path), readonly=True, lock=False, readahead=False)  # as SSL4EO's dataset opens it
-
-    def read(i: int, seasons: tuple[int, ...]) -> np.ndarray:
-        with env.begin() as txn:
-            buf, shape, dtype = pickle.loads(txn.get(str(i).encode()))
-        arr = np.frombuffer(buf, dtype=dtype).reshape(shape)  # the value holds all four seasons
-        return (arr if seasons == ALL_SEASONS else arr[list(seasons)]).astype(np.float32)
-
-    read.close = env.close  # type: ignore[attr-defined]
-    return read
 
 
 def measure_reads(openers: dict[str, Any], files: dict[str, Path], order: list[tuple[int, tuple[int, ...]]]
