@@ -36,6 +36,7 @@ except ImportError:  # pragma: no cover - exercised by copies of this file in en
     _crc_buffer = None
 
 _EMPTY = 2**64 - 1
+_WILLNEED = getattr(mmap, "MADV_WILLNEED", None)  # absent where the OS has no madvise (Windows)
 Decoder = Callable[[bytes | memoryview, np.ndarray], None]
 
 
@@ -137,8 +138,9 @@ class ShardedSampleReader:
             raise OSError(f"{self.path}: chunk of sample {i} season {t} lies past the end (truncated shard)")
         if sh.view is not None:  # the mapped file: checked and decoded in place, no copy
             # one readahead of the whole chunk, as pread would do, instead of a page fault per 128 KiB when cold
-            start = off - off % mmap.ALLOCATIONGRANULARITY
-            sh.view.obj.madvise(mmap.MADV_WILLNEED, start, off + size - start)  # type: ignore[union-attr]
+            if _WILLNEED is not None:
+                start = off - off % mmap.PAGESIZE
+                sh.view.obj.madvise(_WILLNEED, start, off + size - start)  # type: ignore[union-attr]
             raw = sh.view[off:off + size]
             payload: bytes | memoryview = raw[:-4] if self._crc else raw
             if self._crc and _crc_buffer(payload) != int.from_bytes(raw[-4:], "little"):
