@@ -7,7 +7,6 @@ import fcntl
 import logging
 import os
 import time
-import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from export.layout import INDEX, LAYOUT_VERSION, STATE, STORE, n_shards, shard_k
 from export.model import ExportSpec
 from export.staging_io import scan_staging
 from export.writer import ShardJob, ShardResult, marker_path, remove_leftovers, write_shard
+from pipeline.cluster import run_keys
 from pipeline.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -168,11 +168,8 @@ def _run(jobs: list[ShardJob], client: Any, progress: Callable[[ShardResult], No
         return
     from distributed import as_completed
 
-    # keys unique to this run: a released key is forgotten by the scheduler asynchronously, and a reused one could be
-    # answered with an earlier run's result although its shard was deleted since
-    token = uuid.uuid4().hex[:8]
-    futures = client.map(write_shard, jobs, key=[f"ssl4eo-shard-{j.span.index}-{j.key[:12]}-{token}" for j in jobs],
-                         pure=False)
+    keys = run_keys("ssl4eo-shard", (f"{j.span.index}-{j.key[:12]}" for j in jobs))
+    futures = client.map(write_shard, jobs, key=keys, pure=False)
     for fut in as_completed(futures, timeout=timeout_s):
         r = fut.result()
         if progress:

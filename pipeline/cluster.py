@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+import uuid
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 from pipeline.errors import UserError
@@ -58,6 +59,14 @@ def dask_client(scheduler: str | None, *, n_workers: int, threads_per_worker: in
     finally:
         client.close()
         cluster.close()
+
+
+def run_keys(prefix: str, names: Iterable[object]) -> list[str]:
+    """Dask keys for one submission, ``<prefix>-<name>-<token>`` with a token new on every call: the scheduler
+    forgets a released key asynchronously, so a key reused by the next run on the same client could be answered
+    with the previous run's result."""
+    token = uuid.uuid4().hex[:8]
+    return [f"{prefix}-{name}-{token}" for name in names]
 
 
 def dashboard_url(client) -> str:  # type: ignore[no-untyped-def]

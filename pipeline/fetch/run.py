@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from pipeline import staging
+from pipeline.cluster import run_keys
 from pipeline.fetch.location import fetch_location
 from pipeline.fetch.read import GdalReader
 from pipeline.fetch.request import FetchParams, LocationTask
@@ -124,11 +124,8 @@ def run_fetch(client, tasks: list[LocationTask], params: FetchParams, out: Path,
     if not todo:
         s.seconds = time.perf_counter() - t0
         return s
-    # keys unique to this run: the scheduler forgets a released key asynchronously, so a key reused by the next
-    # run on the same client could be answered with the previous run's result
-    run_token = uuid.uuid4().hex[:8]
     futures = client.map(fetch_and_stage, todo, params=params, out=str(out), io_threads=io_threads,
-                         key=[f"fetch-{t.location_id}-{run_token}" for t in todo], pure=False)
+                         key=run_keys("fetch", (t.location_id for t in todo)), pure=False)
     status: Counter[str] = Counter()
     with LedgerWriter(out) as ledger:
         for fut in as_completed(futures, timeout=result_timeout_s):
