@@ -7,6 +7,7 @@ the fallback. Both give the same values (``tests/export/test_checksum.py``).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 try:
@@ -22,3 +23,14 @@ def crc32c(data: Any, value: int = 0) -> int:
     import google_crc32c
 
     return int(google_crc32c.extend(value, bytes(data)))
+
+
+def file_crc32c(path: Path, block: int = 8 << 20) -> int:
+    """CRC32C of a file read in blocks into one buffer (a shard can be hundreds of MB; it is never held whole)."""
+    buf = bytearray(block)
+    view = memoryview(buf)
+    value = 0
+    with open(path, "rb", buffering=0) as f:
+        while n := f.readinto(buf):
+            value = crc32c(view[:n], value)
+    return value

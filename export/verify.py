@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import zarr
 
-from export.checksum import crc32c
+from export.checksum import file_crc32c
 from export.layout import BANDS, CATALOG, INDEX, STORE, bands_shard_key, n_shards, shard_spans
 from export.store import ATTR
 from export.writer import TMP
@@ -119,7 +119,7 @@ def _check_shards(rep: VerifyReport, store: Path, product: str, g: zarr.Group, n
         if not path.is_file():
             return [f"{where}: file {key} missing"]
         if crcs is not None and span.index < crcs.size:
-            found = crc32c(path.read_bytes())
+            found = file_crc32c(path)
             if found != int(crcs[span.index]):
                 out.append(f"{where}: file {key} CRC32C {found:08x} != stored {int(crcs[span.index]):08x}")
         try:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import google_crc32c
 import numpy as np
 import pytest
 
 import export.checksum
-from export.checksum import crc32c
+from export.checksum import crc32c, file_crc32c
 
 
 @pytest.mark.parametrize("fast", [True, False])
@@ -23,3 +25,15 @@ def test_crc32c_matches_google_crc32c(monkeypatch: pytest.MonkeyPatch, fast: boo
         cut = n // 3
         assert crc32c(data[cut:], crc32c(data[:cut])) == want  # continued, as a shard is checksummed part by part
     assert crc32c(b"123456789") == 0xE3069283  # the CRC-32C check value
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_file_crc32c_reads_in_blocks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fast: bool) -> None:
+    if not fast:
+        monkeypatch.setattr(export.checksum, "_fast", None)
+    data = np.random.default_rng(5).integers(0, 256, 100_003, dtype=np.uint8).tobytes()
+    path = tmp_path / "shard"
+    path.write_bytes(data)
+    assert file_crc32c(path, block=4096) == google_crc32c.value(data)  # many blocks, the last one short
+    (tmp_path / "empty").write_bytes(b"")
+    assert file_crc32c(tmp_path / "empty") == 0
