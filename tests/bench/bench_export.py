@@ -8,7 +8,9 @@ Measures, in one run:
 3. random single-sample training reads per second (one sample = 4 seasons x all bands, as float32) against
    that GeoTIFF layout (target >= 10x) and against an LMDB of pickled arrays (SSL4EO's training format,
    target >= 1x), with the page cache warm, and again cold (files evicted with posix_fadvise); and the same
-   for reads of two random seasons of a sample (seasonal views), where only those chunks decode.
+   for reads of two random seasons of a sample (seasonal views), where only those chunks decode. Reads run
+   with glibc's allocator held at its steady state (``export_formats.steady_allocator``); left to its history,
+   the same LMDB read measured 2 or 8 ms, which would flatter the store by up to 4x.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ def main(out: Path) -> dict[str, Any]:
         lmdb_reader,
         tiff_reader,
         write_geotiffs,
+        steady_allocator,
         write_lmdb,
         zarr_reader,
     )
@@ -134,6 +137,7 @@ def main(out: Path) -> dict[str, Any]:
             read = opener()
             np.testing.assert_array_equal(read(*pattern[0]), ref)  # same sample, same values in every format
             getattr(read, "close", lambda: None)()
+    steady = steady_allocator()
     warm_runs, warm, cold = measure_reads(openers, files, full)
     warm_runs2, warm2, cold2 = measure_reads(openers, files, pairs)
 
@@ -158,6 +162,7 @@ def main(out: Path) -> dict[str, Any]:
         "reads_per_s_warm": {k: round(v, 1) for k, v in warm.items()},
         "reads_per_s_warm_rounds": {k: [round(x, 1) for x in v] for k, v in warm_runs.items()},
         "reads_per_s_cold": {k: round(v, 1) for k, v in cold.items()},
+        "reads_steady_allocator": steady,
         "zarr_vs_geotiff_reads": round(warm["zarr"] / warm["geotiff"], 1),
         "zarr_vs_geotiff_reads_cold": round(cold["zarr"] / cold["geotiff"], 1),
         "zarr_vs_lmdb_reads": round(warm["zarr"] / warm["lmdb"], 2),
