@@ -48,9 +48,9 @@ def main(out: Path) -> dict[str, Any]:
         ALL_SEASONS,
         fast_reader,
         lmdb_reader,
+        steady_allocator,
         tiff_reader,
         write_geotiffs,
-        steady_allocator,
         write_lmdb,
         zarr_reader,
     )
