@@ -19,7 +19,7 @@ from export.layout import INDEX, LAYOUT_VERSION, STATE, STORE, n_shards, shard_k
 from export.model import ExportSpec
 from export.staging_io import scan_staging
 from export.writer import ShardJob, ShardResult, marker_path, remove_leftovers, write_shard
-from pipeline.cluster import run_keys
+from pipeline.cluster import finished, run_keys
 from pipeline.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -94,12 +94,12 @@ def build_dataset(
     version: str | None = None,
     client: Any = None,
     progress: Callable[[ShardResult], None] | None = None,
-    result_timeout_s: float = 6 * 3600.0,
+    result_timeout_s: float = 3600.0,
 ) -> ShardSummary:
     """Pack every complete staged location into ``<out>/dataset.zarr`` and write ``<out>/dataset.parquet``.
 
     ``client``: a ``distributed.Client`` to run one task per shard on; None runs them one by one in this process.
-    ``result_timeout_s`` bounds the wait for all shard tasks on ``client``.
+    ``result_timeout_s`` bounds the wait for the next finished shard task on ``client`` (a stall, not the run).
     Finished shards of an earlier run with the same shard key are kept. ``created`` goes into the root
     attributes only (see :func:`creation_time`).
     """
@@ -166,11 +166,10 @@ def _run(jobs: list[ShardJob], client: Any, progress: Callable[[ShardResult], No
                 progress(r)
             yield r
         return
-    from distributed import as_completed
-
     keys = run_keys("ssl4eo-shard", (f"{j.span.index}-{j.key[:12]}" for j in jobs))
     futures = client.map(write_shard, jobs, key=keys, pure=False)
-    for fut in as_completed(futures, timeout=timeout_s):
+    knob = "result_timeout_s of export.shard.build_dataset"
+    for fut in finished(futures, idle_timeout_s=timeout_s, what="shard", knob=knob):
         r = fut.result()
         if progress:
             progress(r)

@@ -12,7 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
-from pipeline.errors import UserError
+from pipeline.errors import StalledError, UserError
 
 STAGES = {
     # command: (module in pipeline.stages, help)
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             logging.getLogger(name).setLevel(level)
     try:
         return _dispatch(args)
-    except UserError as e:
+    except (UserError, StalledError) as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:

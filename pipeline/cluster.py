@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
-from pipeline.errors import UserError
+from pipeline.errors import StalledError, UserError
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +69,28 @@ def run_keys(prefix: str, names: Iterable[object]) -> list[str]:
     with the previous run's result."""
     token = uuid.uuid4().hex[:8]
     return [f"{prefix}-{name}-{token}" for name in names]
+
+
+def finished(futures: list[Any], *, idle_timeout_s: float, what: str, knob: str) -> Iterator[Any]:
+    """``futures`` as they finish (errors included: check ``future.status``). The deadline is for the *next*
+    finished future, reset by each one, so a long run is never cut short; ``distributed.as_completed``'s own
+    ``timeout`` counts from its start, which would stop a 250k-location run after that many seconds in all.
+    Raises :class:`StalledError` naming ``what`` and the config ``knob`` when nothing finishes in time."""
+    from distributed import as_completed
+
+    ac = as_completed(futures)
+    deadline = time.monotonic() + idle_timeout_s
+    while True:
+        if ac.has_ready():
+            yield next(ac)
+            deadline = time.monotonic() + idle_timeout_s
+        elif ac.is_empty():
+            return
+        elif time.monotonic() > deadline:
+            raise StalledError(f"no {what} finished in {idle_timeout_s:g} s ({ac.count()} left); check the workers "
+                               f"on the dashboard, or raise {knob}. Finished work is kept: rerun to go on")
+        else:
+            time.sleep(0.02)
 
 
 def dashboard_url(client) -> str:  # type: ignore[no-untyped-def]

@@ -22,3 +22,9 @@ class SourceError(UserError):
 
 class ArchiveError(UserError):
     """The embedded local archive is missing, stale or cannot be served."""
+
+
+class StalledError(TimeoutError):
+    """No task of a run finished within its deadline (a stall, not a long run). Finished work is kept."""
+
+    exit_code = 3

@@ -23,16 +23,19 @@ LEDGER = "ledger.jsonl"
 
 
 class Reason(StrEnum):
-    """Why a location failed. Retried on a rerun: SOURCE_ERROR only (the others are properties of the data)."""
+    """Why a location failed. Retried on a rerun: SOURCE_ERROR and WORKER_ERROR (the others are properties of the
+    data)."""
 
     NO_CANDIDATE = "no_candidate"
     TOO_CLOUDY = "too_cloudy"
     NODATA = "nodata"
     SOURCE_ERROR = "source_error"
     NO_S1_MATCH = "no_s1_match"
+    WORKER_ERROR = "worker_error"
+    """The task did not finish on its worker (the worker died, or staging could not be written)."""
 
 
-RETRYABLE = frozenset({Reason.SOURCE_ERROR})
+RETRYABLE = frozenset({Reason.SOURCE_ERROR, Reason.WORKER_ERROR})
 
 
 @dataclass(frozen=True)

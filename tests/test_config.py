@@ -58,6 +58,8 @@ def test_unknown_top_level_section(tmp_path: Path) -> None:
         ("products:\n  - {name: s2_l2a, bands: [B99]}\n", "B99"),
         ("seasons:\n  reference_dates: ['13-40']\n", "MM-DD"),
         ("quality:\n  max_patch_cloud: 3\n", "quality.max_patch_cloud"),
+        ("seasons:\n  seed: -1\n", "seasons.seed"),
+        ("seasons:\n  years: []\n", "seasons.years"),
     ],
 )
 def test_bad_values(tmp_path: Path, text: str, needle: str) -> None:

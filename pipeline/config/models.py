@@ -144,8 +144,9 @@ class SeasonsConfig(Strict):
         ["03-20", "06-21", "09-22", "12-21"], description="Season centres as MM-DD (SSL4EO: equinoxes/solstices)."
     )
     half_width_days: int = Field(30, gt=0, le=92, description="Window = reference date +/- this many days.")
-    years: list[int] = Field([2023, 2024], description="Candidate years; each location draws one (seeded).")
-    seed: int = Field(0, description="Seed of the per-location year draw.")
+    years: list[int] = Field([2023, 2024], min_length=1,
+                             description="Candidate years; each location draws one (seeded).")
+    seed: int = Field(0, ge=0, description="Seed of the per-location year draw.")
 
     @field_validator("reference_dates")
     @classmethod

@@ -137,9 +137,17 @@ def _fill(p: ProductRequest, w: Window, grid: PatchGrid, params: FetchParams, so
         pick = SeasonPick(w.season, scene.datetime.astimezone(dt.UTC).isoformat(), scene.id, scene.self_href,
                           scene.collection, round(cloud_frac, 6), round(nodata_frac, 6))
         return Patch(data, pick)
-    reason = rejections.most_common(1)[0][0]
+    reason = verdict(rejections)
     summary = "; ".join(details[:3])
     raise _Failed(reason, f"{p.name} season {w.season}: {len(details)} candidate(s) rejected: {summary}")
+
+
+def verdict(rejections: Counter[Reason]) -> Reason:
+    """The reason of a window whose every candidate was rejected: SOURCE_ERROR if any candidate could not be read
+    (the location is retried: the unread one may be the best), else the commonest data reason."""
+    if rejections[Reason.SOURCE_ERROR]:
+        return Reason.SOURCE_ERROR
+    return rejections.most_common(1)[0][0]
 
 
 def _brief(e: Exception) -> str:

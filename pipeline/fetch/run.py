@@ -16,7 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from pipeline import staging
-from pipeline.cluster import run_keys
+from pipeline.cluster import finished, run_keys
 from pipeline.fetch.location import fetch_location
 from pipeline.fetch.read import GdalReader
 from pipeline.fetch.request import FetchParams, LocationTask
@@ -76,23 +76,41 @@ def _io_pool(threads: int) -> ThreadPoolExecutor:
 
 
 def fetch_and_stage(task: LocationTask, params: FetchParams, out: str, io_threads: int = 8) -> TaskOutcome:
-    """Worker task: fetch one location and, if complete, write it to staging atomically."""
+    """Worker task: fetch one location and, if complete, write it to staging atomically. Never raises: whatever
+    goes wrong becomes the location's reason, so one location cannot take the run down."""
     t0 = time.perf_counter()
-    source = open_source(params.source)
-    reader = GdalReader(timeout_s=params.timeout_s, retries=params.retries)
     try:
+        source = open_source(params.source)
+        reader = GdalReader(timeout_s=params.timeout_s, retries=params.retries)
         r = fetch_location(task, params, source, reader, _io_pool(io_threads))
-    except Exception as e:  # a bug or an unexpected library error must not take the run down
+    except Exception as e:  # a bug, a source that cannot be opened, an unexpected library error
         log.exception("location %d failed unexpectedly", task.location_id)
-        return TaskOutcome(task.location_id, Reason.SOURCE_ERROR.value, f"{type(e).__name__}: {e}"[:300], 0, 0,
+        return TaskOutcome(task.location_id, Reason.SOURCE_ERROR.value, _describe(e), 0, 0,
                            time.perf_counter() - t0)
     nbytes = 0
     if r.ok:
         assert r.meta is not None and r.arrays is not None
-        staging.write_location(Path(out), r.meta, r.arrays)
+        try:
+            staging.write_location(Path(out), r.meta, r.arrays)
+        except OSError as e:  # disk full, permissions: retried on the next run
+            return TaskOutcome(task.location_id, Reason.WORKER_ERROR.value, f"staging write: {_describe(e)}",
+                               r.reads, 0, time.perf_counter() - t0)
         nbytes = sum(a.nbytes for a in r.arrays.values())
     return TaskOutcome(task.location_id, None if r.ok else r.reason.value, r.detail, r.reads, nbytes,
                        time.perf_counter() - t0)
+
+
+def _describe(e: BaseException) -> str:
+    return f"{type(e).__name__}: {e}"[:300]
+
+
+def _outcome(fut, location_id: int) -> TaskOutcome:  # type: ignore[no-untyped-def]
+    """The task's outcome, or a WORKER_ERROR one when the task itself errored or was cancelled (its worker died:
+    KilledWorker; or it could not be run or unpickled), so the location is recorded and retried, and the run goes on."""
+    if fut.status == "finished":
+        return fut.result()
+    why = _describe(fut.exception()) if fut.status == "error" else f"task {fut.status}"
+    return TaskOutcome(location_id, Reason.WORKER_ERROR.value, why, 0, 0, 0.0)
 
 
 def _reconcile(out: Path, done: set[int], ledger: dict[int, Entry]) -> None:
@@ -110,8 +128,6 @@ def run_fetch(client, tasks: list[LocationTask], params: FetchParams, out: Path,
               result_timeout_s: float = 900.0, retry_failed: bool = False, io_threads: int = 8,
               progress: Callable[[int, int, Counter[str]], None] | None = None) -> DownloadSummary:
     """Fetch every location not yet done; returns the summary (also recorded line by line in the ledger)."""
-    from distributed import as_completed
-
     t0 = time.perf_counter()
     out = Path(out)
     staging.clean_partial(out)
@@ -126,10 +142,12 @@ def run_fetch(client, tasks: list[LocationTask], params: FetchParams, out: Path,
         return s
     futures = client.map(fetch_and_stage, todo, params=params, out=str(out), io_threads=io_threads,
                          key=run_keys("fetch", (t.location_id for t in todo)), pure=False)
+    ids = {f.key: t.location_id for f, t in zip(futures, todo, strict=True)}
     status: Counter[str] = Counter()
     with LedgerWriter(out) as ledger:
-        for fut in as_completed(futures, timeout=result_timeout_s):
-            o: TaskOutcome = fut.result()
+        for fut in finished(futures, idle_timeout_s=result_timeout_s, what="location",
+                            knob="dask.result_timeout_s"):
+            o = _outcome(fut, ids[fut.key])
             attempt = attempts.get(o.location_id, 0) + 1
             if o.reason is None:
                 ledger.write(Entry(o.location_id, "complete", None, "", attempt))

@@ -500,3 +500,22 @@ def test_run_fetch_is_not_answered_by_an_earlier_runs_task(archive_root: Path, s
     assert (s.complete, dict(s.failed)) == (1, {})
     assert staging.complete_ids(tmp_path / "out") == {task.location_id}
     stale.release()
+
+
+def test_a_location_task_never_raises(served_geoparquet, tmp_path: Path) -> None:
+    """What goes wrong in a worker task (the source cannot be opened, staging cannot be written) becomes the
+    location's reason, retried on the next run, instead of an exception that would end the run."""
+    from pipeline.fetch.run import fetch_and_stage
+    from pipeline.ledger import RETRYABLE
+
+    task = at(*MUNICH_CENTRE, first_id=1)
+    o = fetch_and_stage(task, params("ftp://nowhere/catalog"), str(tmp_path / "a"), io_threads=2)
+    assert (o.location_id, o.reason) == (task.location_id, "source_error")
+    assert "SourceError" in o.detail and "ftp://nowhere/catalog" in o.detail
+    out = tmp_path / "b"
+    out.mkdir()
+    (out / staging.STAGING_DIR).write_text("not a folder")  # staging cannot be created: as a full disk would fail
+    o = fetch_and_stage(task, params(str(served_geoparquet.geoparquet)), str(out), io_threads=2)
+    assert o.reason == Reason.WORKER_ERROR.value and o.detail.startswith("staging write: "), o
+    assert o.reads > 0 and o.nbytes == 0
+    assert {Reason(o.reason), Reason.SOURCE_ERROR} <= RETRYABLE

@@ -20,3 +20,15 @@ def test_ledger_reconciled_from_staging(tmp_path) -> None:  # type: ignore[no-un
     assert s.skipped_complete == 1
     e = read_ledger(tmp_path)[3]
     assert e.status == "complete" and "recovered" in e.detail
+
+
+def test_a_window_with_any_unreadable_candidate_is_retried() -> None:
+    from collections import Counter
+
+    from pipeline.fetch.location import verdict
+    from pipeline.ledger import RETRYABLE, Reason
+
+    assert verdict(Counter({Reason.TOO_CLOUDY: 4, Reason.NODATA: 1})) is Reason.TOO_CLOUDY
+    assert verdict(Counter({Reason.NODATA: 2, Reason.TOO_CLOUDY: 1})) is Reason.NODATA
+    mixed = verdict(Counter({Reason.TOO_CLOUDY: 4, Reason.SOURCE_ERROR: 1}))
+    assert mixed is Reason.SOURCE_ERROR and mixed in RETRYABLE
