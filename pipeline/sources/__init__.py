@@ -41,7 +41,7 @@ def open_source(spec: SourceSpec) -> Source:
     if kind in ("geoparquet", "item-collection"):
         from pipeline.sources.index import IndexSource
 
-        return IndexSource(spec.url)
+        return IndexSource(spec.url, sign=spec.sign, timeout_s=spec.timeout_s, retries=spec.retries)
     raise SourceError(
         f"source.url {spec.url!r} is neither a STAC API (http/https), a .parquet stac-geoparquet file nor a "
         ".json ItemCollection; set source.url to one of those (or 'embedded')"

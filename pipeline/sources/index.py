@@ -6,11 +6,16 @@ pystac (JSON), never by hand. A truncated or malformed item is skipped with a wa
 
 from __future__ import annotations
 
+import io
 import json
 import threading
+import time
+import urllib.error
+import urllib.request
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
 
 import numpy as np
 import pandas as pd
@@ -20,6 +25,7 @@ import shapely
 
 from pipeline.errors import SourceError
 from pipeline.sources.base import SceneRef, SearchQuery, scene_ref
+from pipeline.sources.signing import href_signer, signed
 from pipeline.warnings import SkippedItemWarning
 
 
@@ -39,51 +45,56 @@ class _Rows:
 class IndexSource:
     """In-memory search over a list of items (geometry, collection, datetime, cloud cover columns)."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, sign: str = "none", *, timeout_s: float = 30.0, retries: int = 4) -> None:
         self.path = path
+        self._signer = href_signer(sign)
         self._lock = threading.Lock()
         self._refs: dict[int, SceneRef | None] = {}
         """Parsed rows, by row number: neighbouring locations search the same scenes over and over."""
-        p = Path(path)
-        if not p.is_file():
-            raise SourceError(f"source index {path!r} not found; build/serve the archive or fix source.url")
-        suffix = p.suffix.lower()
-        if suffix in (".parquet", ".geoparquet"):  # the suffixes SourceSpec.kind calls geoparquet
-            self._load_parquet(p)
-        elif suffix == ".ndjson":
-            self._load_ndjson(p)
+        if path.lower().startswith(("http://", "https://")):
+            src: Path | io.BytesIO = _download(path, timeout_s, retries)
+            suffix = PurePosixPath(urlsplit(path).path).suffix.lower()
         else:
-            self._load_json(p)
+            src = Path(path)
+            if not src.is_file():
+                raise SourceError(f"source index {path!r} not found; build/serve the archive or fix source.url")
+            suffix = src.suffix.lower()
+        if suffix in (".parquet", ".geoparquet"):  # the suffixes SourceSpec.kind calls geoparquet
+            self._load_parquet(src)
+        elif suffix == ".ndjson":
+            self._load_ndjson(src)
+        else:
+            self._load_json(src)
 
-    def _load_parquet(self, p: Path) -> None:
+    def _load_parquet(self, src: Path | io.BytesIO) -> None:
         try:
-            table = pq.read_table(p)
+            table = pq.read_table(src)
         except Exception as e:
-            raise SourceError(f"cannot read stac-geoparquet {str(p)!r} ({e}); rebuild the index") from None
+            raise SourceError(f"cannot read stac-geoparquet {self.path!r} ({e}); rebuild the index") from None
         cols = set(table.column_names)
         if not {"id", "collection", "datetime", "geometry"} <= cols:
-            raise SourceError(f"{str(p)!r} is not a stac-geoparquet file (columns: {sorted(cols)[:8]}...)")
+            raise SourceError(f"{self.path!r} is not a stac-geoparquet file (columns: {sorted(cols)[:8]}...)")
         self._table = table
         df = table.select([c for c in ("id", "collection", "datetime", "eo:cloud_cover", "platform")
                            if c in cols]).to_pandas()
         self._meta = self._frame(df, shapely.from_wkb(table.column("geometry").to_numpy(zero_copy_only=False)))
         self._items: list[dict] | None = None
 
-    def _load_json(self, p: Path) -> None:
+    def _load_json(self, src: Path | io.BytesIO) -> None:
         try:
-            data = json.loads(p.read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise SourceError(f"cannot read ItemCollection {str(p)!r} ({e}); fix or regenerate the file") from None
+            data = json.loads(src.read_bytes() if isinstance(src, Path) else src.getvalue())
+        except (OSError, ValueError) as e:  # ValueError: bad JSON, or bytes that are not UTF-8
+            raise SourceError(f"cannot read ItemCollection {self.path!r} ({e}); fix or regenerate the file") from None
         feats = data.get("features") if isinstance(data, dict) else None
         if not isinstance(feats, list):
-            raise SourceError(f"{str(p)!r} is not an ItemCollection (no 'features' list)")
+            raise SourceError(f"{self.path!r} is not an ItemCollection (no 'features' list)")
         self._index_features(feats)
 
-    def _load_ndjson(self, p: Path) -> None:
+    def _load_ndjson(self, src: Path | io.BytesIO) -> None:
         """One item a line; a truncated or malformed line is skipped with a warning and the rest is searched."""
         feats = []
         try:
-            with p.open() as f:
+            with src.open() if isinstance(src, Path) else io.TextIOWrapper(src, encoding="utf-8") as f:
                 for n, line in enumerate(f, 1):
                     if not line.strip():
                         continue
@@ -93,7 +104,7 @@ class IndexSource:
                         warnings.warn(f"skipped line {n} of {self.path}: not a JSON item ({e})", SkippedItemWarning,
                                       stacklevel=3)
         except OSError as e:
-            raise SourceError(f"cannot read {str(p)!r} ({e}); fix or regenerate the file") from None
+            raise SourceError(f"cannot read {self.path!r} ({e}); fix or regenerate the file") from None
         self._index_features(feats)
 
     def _index_features(self, feats: list) -> None:
@@ -165,7 +176,7 @@ class IndexSource:
                     warnings.warn(f"skipped item {d.get('id')!r} of {self.path}: {type(e).__name__}: {e}",
                                   SkippedItemWarning, stacklevel=2)
             refs = [self._refs[int(i)] for i in idx]
-        return [r for r in refs if r is not None]
+        return signed([r for r in refs if r is not None], self._signer)
 
     def _dicts(self, idx: np.ndarray) -> list[dict]:
         if self._items is not None:
@@ -174,3 +185,28 @@ class IndexSource:
 
         return list(stac_table_to_items(self._table.take(idx)))
 
+
+
+def _download(url: str, timeout_s: float, retries: int) -> io.BytesIO:
+    """The whole index over http(s), read once per process: ``timeout_s`` per network wait, 30x that for the
+    whole file, transient errors (429/5xx, resets, timeouts) retried with backoff."""
+    deadline = time.monotonic() + 30 * timeout_s
+    for attempt in range(retries + 1):
+        try:
+            buf = io.BytesIO()
+            with urllib.request.urlopen(url, timeout=timeout_s) as r:
+                while block := r.read(1 << 20):
+                    buf.write(block)
+                    if time.monotonic() > deadline:
+                        raise SourceError(f"source index {url!r} did not download within {30 * timeout_s:g} s; "
+                                          "copy it to a local file and set source.url to that path")
+            buf.seek(0)
+            return buf
+        except urllib.error.HTTPError as e:
+            if (e.code != 429 and e.code < 500) or attempt == retries:
+                raise SourceError(f"cannot download source index {url!r} (HTTP {e.code}); fix source.url") from None
+        except (urllib.error.URLError, OSError) as e:  # refused, reset, timed out
+            if attempt == retries:
+                raise SourceError(f"cannot download source index {url!r} ({e}); check that it is reachable") from None
+        time.sleep(min(0.5 * 2**attempt, 8.0))
+    raise AssertionError("unreachable")

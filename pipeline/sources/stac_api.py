@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import warnings
 
-import pystac
 from pystac_client import Client
 from pystac_client.exceptions import APIError
 from pystac_client.stac_api_io import StacApiIO
@@ -13,6 +12,7 @@ from urllib3.util.retry import Retry
 
 from pipeline.errors import SourceError
 from pipeline.sources.base import SceneRef, SearchQuery, scene_ref
+from pipeline.sources.signing import href_signer, signed
 from pipeline.warnings import SkippedItemWarning
 
 log = logging.getLogger(__name__)
@@ -23,8 +23,9 @@ class StacApiSource:
         retry = Retry(total=retries, backoff_factor=0.5, backoff_jitter=0.3,
                       status_forcelist=(429, 500, 502, 503, 504), allowed_methods=None)
         io = StacApiIO(max_retries=retry, timeout=timeout_s)
+        self._signer = href_signer(sign)
         try:
-            self._client = Client.open(url, stac_io=io, modifier=_signer(sign))
+            self._client = Client.open(url, stac_io=io)
         except Exception as e:  # network errors, non-STAC answers, bad JSON
             raise SourceError(
                 f"cannot open STAC API {url!r} ({type(e).__name__}: {str(e)[:120]}); check source.url and that "
@@ -65,19 +66,4 @@ class StacApiSource:
                 out.append(scene_ref(it))
             except (ValueError, KeyError, TypeError) as e:
                 warnings.warn(f"skipped item {it.id!r}: {e}", SkippedItemWarning, stacklevel=2)
-        return out
-
-
-def _signer(sign: str):  # type: ignore[no-untyped-def]
-    if sign == "none":
-        return None
-    try:
-        import planetary_computer
-    except ImportError:
-        raise SourceError("source.sign is 'planetary-computer' but the package is missing; "
-                          "run 'pip install planetary-computer'") from None
-
-    def modify(obj: pystac.Item | pystac.ItemCollection | dict) -> None:
-        planetary_computer.sign_inplace(obj)
-
-    return modify
+        return signed(out, self._signer)
