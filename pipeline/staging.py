@@ -102,7 +102,12 @@ def write_location(out: Path, meta: StagedLocation, arrays: Mapping[str, np.ndar
                 raise ValueError(f"{name}: array {arr.shape} {arr.dtype} != expected {want} {p.dtype}")
             _write_synced(tmp / f"{name}.npy", lambda f, a=arr: np.save(f, a, allow_pickle=False))
         _write_synced(tmp / META, lambda f: f.write(meta.to_json().encode()))
-        os.rename(tmp, final)
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            if not (final / META).is_file():
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)  # the same location written by a twin task (Dask reran it)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -96,14 +96,24 @@ def _fill(p: ProductRequest, w: Window, grid: PatchGrid, params: FetchParams, so
     """The first acceptable candidate of product ``p`` in window ``w``; raises _Failed with the reason."""
     if p.is_sar and anchor is not None:
         lim = dt.timedelta(days=params.s1_max_days)
-        q = SearchQuery(p.collection, lonlat_bbox(grid), anchor - lim, anchor + lim, None, 100, p.platforms)
+        q = SearchQuery(p.collection, lonlat_bbox(grid), anchor - lim, anchor + lim, None, params.max_items,
+                        p.platforms)
     else:
         q = SearchQuery(p.collection, lonlat_bbox(grid), w.start, w.end,
-                        None if p.is_sar else params.max_scene_cloud, 500, p.platforms)
+                        None if p.is_sar else params.max_scene_cloud, params.max_items, p.platforms)
     try:
         found = source.search(q)
     except SourceError as e:
         raise _Failed(Reason.SOURCE_ERROR, f"{p.name} season {w.season}: search failed: {e}") from None
+    # Scenes without every asset the product reads are no candidates (a catalog mixes them: Sentinel-1 EW or
+    # HH+HV acquisitions beside IW VV+VH); when none has them, say which assets were missing
+    need = {r.asset for r in p.reads} | ({p.mask_asset} if p.mask_asset else set())
+    usable = [s for s in found if need <= {a.key for a in s.assets}]
+    if found and not usable:
+        have = sorted({a.key for a in found[0].assets})
+        raise _Failed(Reason.NO_CANDIDATE, f"{p.name} season {w.season}: {len(found)} scene(s) found, none with "
+                                           f"asset(s) {sorted(need)} (e.g. {found[0].id}: {', '.join(have)[:120]})")
+    found = usable
     if p.is_sar and anchor is not None:
         cands = rank_by_time(found, anchor, params.s1_max_days)
         if not cands:

@@ -53,6 +53,8 @@ class FetchParams:
     max_candidates: int
     timeout_s: float
     retries: int
+    max_items: int = 500
+    """Most items taken from one search (per location, product and window)."""
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ def fetch_params(cfg: Config, source: SourceSpec) -> FetchParams:
         source=source, products=prods, reference_dates=tuple(s.reference_dates), half_width_days=s.half_width_days,
         years=tuple(s.years), season_seed=s.seed, max_scene_cloud=q.max_scene_cloud, max_patch_cloud=q.max_patch_cloud,
         max_patch_nodata=q.max_patch_nodata, s1_max_days=q.s1_max_days, max_candidates=q.max_candidates,
-        timeout_s=cfg.source.timeout_s, retries=cfg.source.retries,
+        timeout_s=cfg.source.timeout_s, retries=cfg.source.retries, max_items=cfg.source.max_items,
     )
 
 

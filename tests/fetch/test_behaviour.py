@@ -353,6 +353,33 @@ def test_truncated_item_is_skipped_and_the_rest_searched(served_geoparquet, pool
     assert picked(r) == [(fallback if i == k else c).scene.item_id for i, c in enumerate(want.picks)]
 
 
+def test_scenes_without_the_products_assets_are_no_candidates(served_geoparquet, pool, tmp_path: Path) -> None:
+    """A catalog that mixes scenes the product cannot use (Sentinel-1 EW or HH+HV beside IW VV+VH): such a scene
+    is passed over like one that was never found, not tried and counted a source error; when no scene has the
+    assets, the reason says which were missing."""
+    task = at(*MUNICH_CENTRE, first_id=1)
+    p0 = params("unused")
+    want = expect(task, p0)
+    k, fallback = next((k, pk) for k, cands in enumerate(want.ranked)
+                       if (pk := _judge([c for c in cands if c != want.picks[k]], p0, sar=False)[0]) is not None)
+    items = _served_items(served_geoparquet)
+    for f in items:
+        if f["id"] == want.picks[k].scene.item_id:
+            del f["assets"]["B08"]
+    path = tmp_path / "items.json"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": items}))
+    r = fetch(task, params(str(path)), pool)
+    assert r.ok, f"{r.reason}: {r.detail}"
+    assert picked(r) == [(fallback if i == k else c).scene.item_id for i, c in enumerate(want.picks)]
+    for f in items:
+        f["assets"].pop("B08", None)
+    path = tmp_path / "items-without-b08.json"  # another file: open_source caches a source per process
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": items}))
+    r = fetch(task, params(str(path)), pool)
+    assert r.reason is Reason.NO_CANDIDATE and r.reads == 0
+    assert "none with asset(s) ['B04', 'B08', 'SCL']" in r.detail, r.detail
+
+
 # --- run_fetch on a LocalCluster: every reason in the ledger, corrupt COGs, resume ---------------------------------
 
 

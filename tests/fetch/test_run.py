@@ -32,3 +32,31 @@ def test_a_window_with_any_unreadable_candidate_is_retried() -> None:
     assert verdict(Counter({Reason.NODATA: 2, Reason.TOO_CLOUDY: 1})) is Reason.NODATA
     mixed = verdict(Counter({Reason.TOO_CLOUDY: 4, Reason.SOURCE_ERROR: 1}))
     assert mixed is Reason.SOURCE_ERROR and mixed in RETRYABLE
+
+
+def test_a_location_staged_twice_at_once_keeps_one_complete_folder(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Two tasks of one location (Dask reran it) both pass the 'already staged?' check; the second rename meets
+    the first one's folder and must keep it, not fail the location."""
+    import os
+
+    import numpy as np
+
+    from pipeline import staging
+    from pipeline.staging import SeasonPick, StagedLocation, StagedProduct, write_location
+
+    pick = SeasonPick(0, "2023-03-20T10:00:00+00:00", "S", "", "c", 0.0, 0.0)
+    meta = StagedLocation(5, 1.0, 2.0, 32631, {"p": StagedProduct("p", ("b",), "uint16", 2, 10.0,
+                                                                  (10, 0, 0, 0, -10, 0), (pick,))})
+    first = np.ones((1, 1, 2, 2), np.uint16)
+    rename = os.rename
+
+    def twin_wins(src, dst):  # type: ignore[no-untyped-def]
+        monkeypatch.setattr(os, "rename", rename)
+        write_location(tmp_path, meta, {"p": first})  # the twin finishes first
+        rename(src, dst)  # now ours: ENOTEMPTY/EEXIST
+
+    monkeypatch.setattr(os, "rename", twin_wins)
+    folder = write_location(tmp_path, meta, {"p": np.full((1, 1, 2, 2), 2, np.uint16)})
+    assert staging.complete_ids(tmp_path) == {5}
+    assert (staging.read_array(folder, "p") == 1).all()  # the first complete folder, untouched
+    assert sorted(p.name for p in folder.parent.iterdir()) == [folder.name]  # our temporary folder removed

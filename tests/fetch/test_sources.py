@@ -105,8 +105,8 @@ def test_a_signing_failure_is_a_source_error(tmp_path: Path) -> None:
     def broken(href: str) -> str:
         raise ConnectionError("token service unreachable")
 
-    with pytest.raises(SourceError, match="cannot sign asset hrefs .*token service unreachable"):
+    with pytest.raises(SourceError, match=r"cannot sign asset hrefs .*token service unreachable"):
         signed(refs, broken)
     assert href_signer("none") is None
-    with pytest.raises(SourceError, match="source.sign 'aws' is unknown"):
+    with pytest.raises(SourceError, match=r"source\.sign 'aws' is unknown"):
         href_signer("aws")
