@@ -56,15 +56,24 @@ def patch_grid(centre: tuple[float, float], epsg: int, res: float, px: int) -> P
     return PatchGrid(epsg, centre[0] - half, centre[1] + half, res, px)
 
 
-def lonlat_bbox(grid: PatchGrid, pad_m: float = 0.0) -> tuple[float, float, float, float]:
-    """lon/lat box around the grid (edges densified by PROJ), for catalog searches. A box across the
-    antimeridian comes back as west > east from PROJ; a search box cannot wrap, so it spans all longitudes."""
+def lonlat_boxes(grid: PatchGrid, pad_m: float = 0.0) -> tuple[tuple[float, float, float, float], ...]:
+    """lon/lat search box(es) around the grid (edges densified by PROJ): one box, or two when the grid crosses
+    the antimeridian (PROJ then gives west > east; a search box cannot wrap, and one box over all longitudes
+    would rank scenes from the whole latitude band first)."""
     x0, y0, x1, y1 = grid.bounds
     w, s_, e, n = _to_utm(grid.epsg).transform_bounds(x0 - pad_m, y0 - pad_m, x1 + pad_m, y1 + pad_m,
                                                       densify_pts=21, direction="INVERSE")
     if w > e:
-        w, e = -180.0, 180.0
-    return (w, s_, e, n)
+        return ((w, s_, 180.0, n), (-180.0, s_, e, n))
+    return ((w, s_, e, n),)
+
+
+def lonlat_bbox(grid: PatchGrid, pad_m: float = 0.0) -> tuple[float, float, float, float]:
+    """One lon/lat box around the grid; across the antimeridian it spans all longitudes (see lonlat_boxes)."""
+    boxes = lonlat_boxes(grid, pad_m)
+    if len(boxes) == 1:
+        return boxes[0]
+    return (-180.0, boxes[0][1], 180.0, boxes[0][3])
 
 
 _CACHE: dict[int, Transformer] = {}

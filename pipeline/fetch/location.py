@@ -11,13 +11,13 @@ import datetime as dt
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from pipeline.errors import SourceError
 from pipeline.fetch import quality
-from pipeline.fetch.grid import PatchGrid, location_centre, lonlat_bbox, patch_grid
+from pipeline.fetch.grid import PatchGrid, location_centre, lonlat_boxes, patch_grid
 from pipeline.fetch.read import Reader, ReadError, ReadSpec, to_db
 from pipeline.fetch.request import FetchParams, LocationTask, ProductRequest
 from pipeline.fetch.seasons import Window, location_year, rank, rank_by_time, windows
@@ -94,15 +94,16 @@ def fetch_location(task: LocationTask, params: FetchParams, source: Source, read
 def _fill(p: ProductRequest, w: Window, grid: PatchGrid, params: FetchParams, source: Source, reader: Reader,
           mapper: Callable, res: LocationResult, anchor: dt.datetime | None) -> Patch:
     """The first acceptable candidate of product ``p`` in window ``w``; raises _Failed with the reason."""
+    boxes = lonlat_boxes(grid)
     if p.is_sar and anchor is not None:
         lim = dt.timedelta(days=params.s1_max_days)
-        q = SearchQuery(p.collection, lonlat_bbox(grid), anchor - lim, anchor + lim, None, params.max_items,
+        q = SearchQuery(p.collection, boxes[0], anchor - lim, anchor + lim, None, params.max_items,
                         p.platforms)
     else:
-        q = SearchQuery(p.collection, lonlat_bbox(grid), w.start, w.end,
+        q = SearchQuery(p.collection, boxes[0], w.start, w.end,
                         None if p.is_sar else params.max_scene_cloud, params.max_items, p.platforms)
     try:
-        found = source.search(q)
+        found = _search(source, q, boxes)
     except SourceError as e:
         raise _Failed(Reason.SOURCE_ERROR, f"{p.name} season {w.season}: search failed: {e}") from None
     # Scenes without every asset the product reads are no candidates (a catalog mixes them: Sentinel-1 EW or
@@ -150,6 +151,18 @@ def _fill(p: ProductRequest, w: Window, grid: PatchGrid, params: FetchParams, so
     reason = verdict(rejections)
     summary = "; ".join(details[:3])
     raise _Failed(reason, f"{p.name} season {w.season}: {len(details)} candidate(s) rejected: {summary}")
+
+
+def _search(source: Source, q: SearchQuery, boxes: tuple[tuple[float, float, float, float], ...]
+            ) -> list[SceneRef]:
+    """``q`` over each box (two across the antimeridian), scenes found twice kept once."""
+    if len(boxes) == 1:
+        return source.search(replace(q, bbox=boxes[0]))
+    seen: dict[str, SceneRef] = {}
+    for b in boxes:
+        for s in source.search(replace(q, bbox=b)):
+            seen.setdefault(s.id, s)
+    return list(seen.values())
 
 
 def verdict(rejections: Counter[Reason]) -> Reason:

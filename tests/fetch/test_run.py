@@ -60,3 +60,37 @@ def test_a_location_staged_twice_at_once_keeps_one_complete_folder(tmp_path, mon
     assert staging.complete_ids(tmp_path) == {5}
     assert (staging.read_array(folder, "p") == 1).all()  # the first complete folder, untouched
     assert sorted(p.name for p in folder.parent.iterdir()) == [folder.name]  # our temporary folder removed
+
+
+def test_a_patch_across_the_antimeridian_searches_two_narrow_boxes() -> None:
+    import datetime as dt
+
+    from pipeline.fetch.grid import location_centre, lonlat_boxes, patch_grid, utm_epsg
+    from pipeline.fetch.location import _search
+    from pipeline.sources import SceneRef, SearchQuery
+
+    lon, lat = 179.995, -16.5  # Fiji's Vanua Levu: a 2.6 km patch here spans both sides of 180 degrees
+    epsg = utm_epsg(lon, lat)
+    grid = patch_grid(location_centre(lon, lat, epsg), epsg, 10.0, 264)
+    boxes = lonlat_boxes(grid)
+    assert len(boxes) == 2
+    (w1, s1, e1, n1), (w2, s2, e2, n2) = boxes
+    assert 179.9 < w1 < e1 == 180.0 and -180.0 == w2 < e2 < -179.9 and (s1, n1) == (s2, n2)
+    assert len(lonlat_boxes(patch_grid(location_centre(179.5, lat, epsg), epsg, 10.0, 264))) == 1
+
+    t = dt.datetime(2023, 6, 1, tzinfo=dt.UTC)
+    east = SceneRef("east", "c", t, 1.0, epsg, ())
+    both = SceneRef("both", "c", t, 2.0, epsg, ())
+    west = SceneRef("west", "c", t, 3.0, epsg, ())
+
+    class TwoSides:  # a catalog that answers by the side of the antimeridian a box lies on
+        def __init__(self) -> None:
+            self.boxes: list[tuple[float, ...]] = []
+
+        def search(self, q: SearchQuery) -> list[SceneRef]:
+            self.boxes.append(q.bbox)
+            return [east, both] if q.bbox[0] > 0 else [both, west]
+
+    src = TwoSides()
+    found = _search(src, SearchQuery("c", boxes[0], t, t), boxes)
+    assert [s.id for s in found] == ["east", "both", "west"] and src.boxes == list(boxes)
