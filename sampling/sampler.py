@@ -148,8 +148,8 @@ def sample_locations(cities: pd.DataFrame, n: int, footprint_m: float, sigma_m: 
                  "seed": int(seed), "city_choice": opt.city_choice, "n_cities": len(cities)}
     stats: dict[str, Any] = {"existing": n_old, "placed": 0, "candidates": 0, "batches": 0,
                              "rejected": dict.fromkeys(REASONS, 0)}
-    if n <= n_old:
-        return build_table(old, None, cities, out_state, stats, opt.polygon_segment_m)
+    if n <= n_old:  # nothing to add: the file's state stays as it was, whatever this call's settings
+        return build_table(old, None, cities, state or out_state, stats, opt.polygon_segment_m)
 
     weights = cities["population"].to_numpy(np.float64) if opt.city_choice == "population" else None
     stream = CandidateStream(cities["lon"].to_numpy(), cities["lat"].to_numpy(), sigma_m,
@@ -196,11 +196,13 @@ def sample_locations(cities: pd.DataFrame, n: int, footprint_m: float, sigma_m: 
         rate = max((n - n_old - need) / max(processed, 1), 0.01)
         if fail_at is not None:
             rej = {r: int(c) for r, c in zip(REASONS, counts[1:], strict=True)}
+            # why it stopped: the commonest reason among the last maxc candidates (this batch's part of the run)
+            last = np.bincount(reason[max(0, fail_at - maxc + 1): fail_at + 1], minlength=len(REASONS) + 1)[1:]
             placed_n = n - need
             kept = f" ({n_old} existing)" if n_old else ""
             raise SamplingError(
                 f"placed {placed_n} of {n} locations{kept}, then {maxc} candidates in a row were rejected "
-                f"({_reasons_text(rej)}) after {processed} candidates: {_WHY[max(rej, key=rej.__getitem__)]}; "
+                f"({_reasons_text(rej)}) after {processed} candidates: {_WHY[REASONS[int(np.argmax(last))]]}; "
                 "ask for fewer locations, use more cities or a larger sigma, or raise "
                 "max_candidates_per_location", placed=placed_n, requested=n, rejected=rej)
     out_state["next_candidate"] = pos

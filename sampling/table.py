@@ -14,7 +14,7 @@ import shapely
 from numpy.typing import NDArray
 
 from sampling.filters import footprint_polygons
-from sampling.geometry import to_utm, utm_epsg, zone_of_epsg
+from sampling.geometry import UTM_LAT_MAX, UTM_LAT_MIN, to_utm, utm_epsg, zone_of_epsg
 
 COLUMNS = ("location_id", "lon", "lat", "epsg", "city", "country", "city_id", "dist_m", "geometry")
 CITY_COLUMNS = ("city_id", "name", "country", "lon", "lat", "population")
@@ -40,7 +40,8 @@ def check_cities(cities: pd.DataFrame) -> pd.DataFrame:
     if len(cities) == 0:
         raise SamplingError("the city table is empty; lower min_population or use another city source")
     lon, lat = cities["lon"].to_numpy(np.float64), cities["lat"].to_numpy(np.float64)
-    if not (np.isfinite(lon).all() and np.isfinite(lat).all()) or (np.abs(lat) > 90).any():
+    if not (np.isfinite(lon).all() and np.isfinite(lat).all()) or (np.abs(lat) > 90).any() or \
+            (np.abs(lon) > 180).any():
         raise SamplingError("the city table has missing or out-of-range lon/lat values; fix or drop those rows")
     return cities.reset_index(drop=True)
 
@@ -59,6 +60,12 @@ def existing_arrays(existing: gpd.GeoDataFrame | None, footprint_m: float) -> di
     if len(np.unique(ids)) != len(ids):
         raise SamplingError("the existing locations have duplicate location_id values; fix the file")
     lon, lat = existing["lon"].to_numpy(np.float64), existing["lat"].to_numpy(np.float64)
+    bad = ~(np.isfinite(lon) & np.isfinite(lat)) | (np.abs(lon) > 180) | (lat < UTM_LAT_MIN) | (lat > UTM_LAT_MAX)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise SamplingError(f"the existing locations have {int(bad.sum())} row(s) with missing or out-of-range "
+                            f"lon/lat (first: location_id {int(ids[i])} at {lon[i]}, {lat[i]}; lon must lie in "
+                            f"-180..180 and lat in {UTM_LAT_MIN:g}..{UTM_LAT_MAX:g}); fix or drop those rows")
     try:
         zone = zone_of_epsg(existing["epsg"].to_numpy())
     except ValueError as err:

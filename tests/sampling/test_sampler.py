@@ -93,6 +93,14 @@ def test_extension_keeps_rows_and_equals_a_single_run(tmp_path) -> None:  # type
     assert (tmp_path / "b.parquet").read_bytes() == (tmp_path / "c.parquet").read_bytes()
     same = sample_locations(TAB, 100, 2640.0, 6000.0, 5, existing=grown)  # fewer asked: nothing dropped
     assert same.equals(grown)
+    # nothing to add, asked with other settings: the file's state is kept, so a later extension with the
+    # original settings still equals a single run
+    noop = sample_locations(TAB, 30, 2640.0, 9000.0, 9, existing=read_locations(tmp_path / "a.parquet"))
+    assert noop.attrs["ssl4eo_sampler"] == small.attrs["ssl4eo_sampler"]
+    write_locations(noop, tmp_path / "d.parquet")
+    again = sample_locations(TAB, 150, 2640.0, 6000.0, 5, existing=read_locations(tmp_path / "d.parquet"))
+    write_locations(again, tmp_path / "e.parquet")
+    assert (tmp_path / "e.parquet").read_bytes() == (tmp_path / "c.parquet").read_bytes()
 
 
 def test_extension_with_other_settings_avoids_old_rows(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -134,6 +142,18 @@ def test_bad_arguments(bad: dict) -> None:
     with pytest.raises(SamplingError) as ei:
         sample_locations(TAB, args["n"], args["footprint_m"], args["sigma_m"], args["seed"])
     assert "\n" not in str(ei.value)
+
+
+def test_existing_rows_with_bad_coordinates_are_one_clear_line() -> None:
+    old = sample_locations(TAB, 5, 2640.0, 6000.0, 5)
+    for col, value in (("lon", float("nan")), ("lat", 95.0), ("lat", 86.0), ("lon", 181.0)):
+        bad = old.copy()
+        bad.loc[2, col] = value
+        with pytest.raises(SamplingError, match=r"1 row\(s\) with missing or out-of-range lon/lat \(first: "
+                                                r"location_id 2 at .*fix or drop those rows$"):
+            sample_locations(TAB, 10, 2640.0, 6000.0, 5, existing=bad)
+    with pytest.raises(SamplingError, match="out-of-range lon/lat"):
+        sample_locations(cities([(185.0, 10.0)]), 3, 2640.0, 6000.0, 5)
 
 
 def test_latitudes_beyond_utm_are_rejected() -> None:
