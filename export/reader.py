@@ -50,6 +50,7 @@ class ShardedSampleReader:
         self.shape = tuple(meta["shape"])
         self.dtype = np.dtype(meta["data_type"]).newbyteorder("<")
         self.shard = tuple(meta["chunk_grid"]["configuration"]["chunk_shape"])
+        self.fill_value = _fill_value(meta.get("fill_value", 0), self.dtype)
         self._sep = meta.get("chunk_key_encoding", {}).get("configuration", {}).get("separator", "/")
         codecs = meta["codecs"]
         if len(codecs) != 1 or codecs[0]["name"] != "sharding_indexed":
@@ -60,6 +61,8 @@ class ShardedSampleReader:
         self.chunk = tuple(conf["chunk_shape"])
         if self.chunk[0] != 1 or self.chunk[2:] != self.shape[2:] or self.chunk[1] not in (1, self.shape[1]):
             raise ValueError(f"{self.path}: chunks {self.chunk} are not one sample(-season) each")
+        if self.shard[1:] != self.shape[1:]:
+            raise ValueError(f"{self.path}: shards {self.shard} split a sample; open it with zarr instead")
         self.per_shard = tuple(s // c for s, c in zip(self.shard, self.chunk, strict=True))
         self._decode, self._crc = _inner_chain(conf["codecs"], self.path)
         self._plain = self._decode is _copy  # no compressor: the stored bytes are the array
@@ -132,7 +135,7 @@ class ShardedSampleReader:
     def _chunk(self, sh: _Shard, entry: np.ndarray, i: int, t: int, dst: np.ndarray) -> np.ndarray:
         off, size = int(entry[0]), int(entry[1])
         if off == _EMPTY:
-            dst[...] = 0  # never written: the fill value
+            dst[...] = self.fill_value  # never written (as zarr does with write_empty_chunks=False)
             return dst
         if off + size > sh.size:
             raise OSError(f"{self.path}: chunk of sample {i} season {t} lies past the end (truncated shard)")
@@ -184,7 +187,10 @@ class ShardedSampleReader:
 
     def _open_shard(self, s: int) -> _Shard:
         path = self.path / self._sep.join(["c", str(s)] + ["0"] * (len(self.shape) - 1))
-        fd = os.open(path, os.O_RDONLY)
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:  # a shard never written: every chunk is the fill value, as zarr reads it
+            return _Shard(-1, np.full((*self.per_shard[:2], 2), _EMPTY, np.uint64), None, 0)
         try:
             n = int(np.prod(self.per_shard)) * 16
             extra = 4 if self._index_crc else 0
@@ -213,7 +219,7 @@ class ShardedSampleReader:
                 sh.view.release()
                 with contextlib.suppress(BufferError):  # a caller still holds a view; the GC unmaps it later
                     m.close()  # type: ignore[union-attr]
-            if mine:
+            if mine and sh.fd >= 0:
                 os.close(sh.fd)
         self._shards.clear()
 
@@ -226,6 +232,15 @@ class _Shard:
     view: memoryview | None
     """The whole shard file mapped read-only, or None (reads then go through pread)."""
     size: int
+
+
+def _fill_value(v: Any, dtype: np.dtype) -> Any:
+    """Zarr v3's JSON fill value: a number, or for floats the strings NaN / Infinity / -Infinity (or hex)."""
+    if isinstance(v, str):
+        if v.startswith("0x"):
+            return np.frombuffer(int(v, 16).to_bytes(dtype.itemsize, "big"), dtype.newbyteorder(">"))[0]
+        return dtype.type({"NaN": np.nan, "Infinity": np.inf, "-Infinity": -np.inf}[v])
+    return dtype.type(v)
 
 
 def _crc_bytes(data: bytes) -> int:

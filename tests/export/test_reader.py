@@ -130,3 +130,33 @@ def test_reader_without_the_crc32c_package(tmp_path: Path, monkeypatch: pytest.M
     with pytest.raises(OSError, match="CRC32C"):
         for i in range(8):
             ShardedSampleReader(out / "dataset.zarr", "s2_l2a")[i]
+
+
+@pytest.mark.parametrize(("dtype", "fill"), [("int16", -32768), ("float32", float("nan")), ("uint16", 0)])
+def test_reader_gives_the_fill_value_where_zarr_wrote_nothing(tmp_path: Path, dtype: str, fill: float) -> None:
+    """A store written by plain zarr (write_empty_chunks=False): all-fill chunks and a whole shard are never
+    written, and read back as the array's fill value (EnMAP's -32768, SAR's NaN), exactly as zarr reads them."""
+    from zarr.codecs import BloscCodec, Crc32cCodec
+
+    shape = (6, 4, 3, 8, 8)  # 3 shards of 2 samples
+    arr = zarr.create_array(tmp_path / "s.zarr", name="p/bands", shape=shape, chunks=(1, 1, 3, 8, 8),
+                            shards=(2, 4, 3, 8, 8), dtype=dtype, fill_value=fill,
+                            compressors=[BloscCodec(cname="lz4", shuffle="bitshuffle"), Crc32cCodec()],
+                            config={"write_empty_chunks": False})
+    data = np.full(shape, fill, dtype)
+    data[0, 1] = 7  # sample 0: season 1 written, the other seasons all fill; sample 1 all fill
+    data[4, :, 0, 2, 3] = 9  # shard 1 (samples 2, 3) never written at all; shard 2 partly
+    arr[:] = data
+    assert not (tmp_path / "s.zarr" / "p" / "bands" / "c" / "1").exists()
+    r = ShardedSampleReader(tmp_path / "s.zarr", "p")
+    for i in range(shape[0]):
+        np.testing.assert_array_equal(r.read(i), arr[i])
+        np.testing.assert_array_equal(r.read(i, [3, 1], dtype=np.float64), arr[i, [3, 1]].astype(np.float64))
+    r.close()
+
+
+def test_reader_refuses_shards_that_split_a_sample(tmp_path: Path) -> None:
+    zarr.create_array(tmp_path / "s.zarr", name="p/bands", shape=(4, 4, 3, 8, 8), chunks=(1, 1, 3, 8, 8),
+                      shards=(2, 2, 3, 8, 8), dtype="uint16")
+    with pytest.raises(ValueError, match="split a sample; open it with zarr instead"):
+        ShardedSampleReader(tmp_path / "s.zarr", "p")
