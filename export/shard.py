@@ -6,6 +6,7 @@ import datetime as dt
 import fcntl
 import logging
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -15,7 +16,7 @@ from typing import Any
 
 from export import stats as st
 from export import store as zs
-from export.layout import INDEX, LAYOUT_VERSION, STATE, STORE, n_shards, shard_key, shard_spans
+from export.layout import BANDS, INDEX, LAYOUT_VERSION, STATE, STORE, n_shards, shard_key, shard_spans
 from export.model import ExportSpec
 from export.staging_io import scan_staging
 from export.writer import ShardJob, ShardResult, marker_path, remove_leftovers, write_shard
@@ -126,9 +127,7 @@ def build_dataset(
             "index": INDEX, "catalog": "catalog/catalog.json",
         }
         zs.prepare(store_path, spec, records, root_attrs)
-        for stale in state.glob("*.json"):
-            if stale.stem.isdigit() and int(stale.stem) >= n_shards(n, spec.shard_size):
-                stale.unlink()
+        _drop_shards_beyond(store_path, state, spec, n_shards(n, spec.shard_size))
         layout_key = spec.layout_key()
         jobs = []
         for span in shard_spans(n, spec.shard_size):
@@ -155,6 +154,19 @@ def build_dataset(
     log.info("sharded %d samples into %d shards (%d written, %d kept) in %.1f s", n, len(jobs), written,
              summary.kept, summary.seconds)
     return summary
+
+
+def _drop_shards_beyond(store: Path, state: Path, spec: ExportSpec, keep: int) -> None:
+    """Fewer samples than last time: the shard files, markers and statistics past the last shard go."""
+    for p in state.iterdir():
+        head = p.name.split(".", 1)[0]
+        if head.isdigit() and int(head) >= keep and p.name.endswith((".json", ".stats.npz")):
+            p.unlink()
+    for layout in spec.products:
+        chunks = store / layout.name / BANDS / "c"
+        for d in chunks.iterdir() if chunks.is_dir() else ():
+            if d.name.isdigit() and int(d.name) >= keep:
+                shutil.rmtree(d) if d.is_dir() else d.unlink()
 
 
 def _run(jobs: list[ShardJob], client: Any, progress: Callable[[ShardResult], None] | None,

@@ -115,8 +115,13 @@ def load_result(job: ShardJob) -> ShardResult | None:
     if not m or m.get("key") != job.key:
         return None
     store = Path(job.store)
+    sizes = m.get("sizes", {})
     for name in m["crc32c"]:
-        if not (store / bands_shard_key(name, job.span.index)).is_file():
+        try:  # a shard file gone, or cut short or replaced since (a full disk, a copy gone wrong): rewrite it
+            size = (store / bands_shard_key(name, job.span.index)).stat().st_size
+        except FileNotFoundError:
+            return None
+        if size != sizes.get(name, size):
             return None
     with np.load(Path(job.state) / m["stats"], allow_pickle=False) as z:
         partials = {name: st.from_arrays({k[len(name) + 1:]: z[k] for k in z.files if k.startswith(name + ".")})
@@ -136,6 +141,7 @@ def write_shard(job: ShardJob) -> ShardResult:
     store = Path(job.store)
     marker_path(job.state, span.index).unlink(missing_ok=True)
     crcs: dict[str, int] = {}
+    sizes: dict[str, int] = {}
     partials: dict[str, st.Partial] = {}
     raw = stored = 0
     secs = dict.fromkeys(("read", "stats", "wait", "encode", "write"), 0.0)
@@ -155,6 +161,7 @@ def write_shard(job: ShardJob) -> ShardResult:
             got = stream_shard(fmt, job.folders, layout, job.spec.n_times, job.spec.stats_stride, store / key, secs)
             clock = time.perf_counter()
             crcs[layout.name], partials[layout.name] = got.crc32c, got.partial
+            sizes[layout.name] = got.nbytes
             raw += got.nbytes_raw
             stored += got.nbytes
             continue
@@ -170,7 +177,8 @@ def write_shard(job: ShardJob) -> ShardResult:
         for part in parts:
             crc = crc32c(part, crc)
         crcs[layout.name] = crc
-        stored += sum(len(p) if isinstance(p, bytes) else p.nbytes for p in parts)
+        sizes[layout.name] = sum(len(p) if isinstance(p, bytes) else p.nbytes for p in parts)
+        stored += sizes[layout.name]
         lap("write")
         raw += block.nbytes
         del block
@@ -178,7 +186,7 @@ def write_shard(job: ShardJob) -> ShardResult:
     arrays = {f"{name}.{k}": v for name, p in partials.items() for k, v in st.to_arrays(p).items()}
     atomic_write(Path(job.state) / stats_name, _npz_bytes(arrays))
     marker = {"shard": span.index, "start": span.start, "stop": span.stop, "key": job.key,
-              "location_ids": list(job.location_ids), "crc32c": crcs, "stats": stats_name,
+              "location_ids": list(job.location_ids), "crc32c": crcs, "sizes": sizes, "stats": stats_name,
               "nbytes_raw": raw, "nbytes_stored": stored}
     atomic_write(marker_path(job.state, span.index), json.dumps(marker, sort_keys=True).encode())
     return ShardResult(span.index, job.key, crcs, partials, raw, stored, written=True, seconds=secs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import warnings
 from pathlib import Path
@@ -134,12 +135,33 @@ def test_rerun_keeps_finished_shards_and_new_locations_rewrite_only_what_moved(t
     again = build(out)
     assert (again.written, again.kept) == (0, 2)
     assert shard0.stat().st_mtime_ns == mtime
+    good = shard0.read_bytes()
+    with open(shard0, "r+b") as f:  # cut short since (a full disk, a copy gone wrong): rewritten, not kept
+        f.truncate(100)
+    repaired = build(out)
+    assert (repaired.written, repaired.kept) == (1, 1)
+    assert shard0.read_bytes() == good
     stage(out, IDS[16:])  # larger ids: appended after the existing samples
     grown = build(out)
     assert (grown.n_shards, grown.written, grown.kept) == (3, 1, 2)
     ds = xr.open_zarr(out / "dataset.zarr", group="s1_rtc")
     assert ds.location_id.values.tolist() == IDS
     np.testing.assert_array_equal(ds.bands[19].values, read_array(list(iter_complete(out))[19], "s1_rtc"))
+
+
+def test_fewer_samples_leave_no_stale_shards_behind(tmp_path: Path) -> None:
+    out = stage(tmp_path, IDS)
+    assert build(out).n_shards == 3
+    store, state = out / "dataset.zarr", out / "dataset.state"
+    assert (store / "s2_l2a" / "bands" / "c" / "2").is_dir() and (state / "000002.stats.npz").is_file()
+    for folder in list(iter_complete(out))[16:]:  # staging shrinks (locations moved away)
+        shutil.rmtree(folder)
+    assert build(out).n_shards == 2
+    for p in ("s2_l2a", "s1_rtc"):
+        assert sorted(d.name for d in (store / p / "bands" / "c").iterdir()) == ["0", "1"]
+    assert sorted(f.name for f in state.iterdir()) == ["000000.json", "000000.stats.npz", "000001.json",
+                                                       "000001.stats.npz"]
+    assert xr.open_zarr(store, group="s2_l2a").location_id.values.tolist() == IDS[:16]
 
 
 def test_changed_layout_rebuilds_the_store(tmp_path: Path) -> None:
