@@ -78,16 +78,15 @@ def validate_object(d: dict[str, Any], href: str = "", validator: OfflineValidat
 
 
 def validate_catalog(catalog_json: Path, limit: int | None = None) -> list[str]:
-    """Validate the root catalog, every collection and (up to ``limit``) items against the offline schemas."""
+    """Validate the root catalog, every collection and its items (the first ``limit`` of each) against the
+    offline schemas."""
     v = OfflineValidator()
     cat = pystac.Catalog.from_file(str(catalog_json))
     problems = validate_object(cat.to_dict(include_self_link=False), str(catalog_json), v)
-    n = 0
     for col in cat.get_children():
         problems += validate_object(col.to_dict(include_self_link=False), col.get_self_href() or col.id, v)
-        for item in col.get_items():
+        for n, item in enumerate(col.get_items()):
             if limit is not None and n >= limit:
                 break
-            n += 1
             problems += validate_object(item.to_dict(include_self_link=False), item.get_self_href() or item.id, v)
     return problems

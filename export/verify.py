@@ -2,8 +2,9 @@
 
 Checks: the store is finished; every group has the declared shape and dtype and the same sample index; each
 ``bands`` shard file matches its stored CRC32C and decodes (every chunk carries its own CRC32C, checked by
-Zarr); no sample-season is all nodata or holds NaN; every catalog item has its sample and every sample its
-item; the parquet index has one row per product, sample and season.
+Zarr); no sample-season is all nodata, nor holds NaN unless NaN is its nodata and its nodata fraction says so;
+every catalog item has its sample and every sample its item, and the catalog validates against the STAC schemas;
+the parquet index has one row per product, sample and season. A file that cannot be read is a finding too.
 """
 
 from __future__ import annotations
@@ -19,9 +20,12 @@ import zarr
 
 from export.checksum import file_crc32c
 from export.layout import BANDS, CATALOG, INDEX, STORE, bands_shard_key, n_shards, shard_spans
+from export.stac_check import validate_catalog
 from export.store import ATTR
 from export.writer import TMP
 
+SCHEMA_ITEMS = 100
+"""Items per collection validated against the STAC schemas (each one is checked against the store anyway)."""
 META_ARRAYS = {"location_id": 1, "lon": 1, "lat": 1, "epsg": 1, "transform": 2, "datetime": 2, "scene_id": 2,
                "scene_href": 2, "cloud_fraction": 2, "nodata_fraction": 2}
 
@@ -110,6 +114,7 @@ def _check_shards(rep: VerifyReport, store: Path, product: str, g: zarr.Group, n
     assert isinstance(bands, zarr.Array)
     nodata = ga.get("nodata")
     ids = np.asarray(g["location_id"][...])
+    frac = np.asarray(g["nodata_fraction"][...]) if "nodata_fraction" in g else None
 
     def one(span: Any) -> list[str]:
         out: list[str] = []
@@ -134,7 +139,7 @@ def _check_shards(rep: VerifyReport, store: Path, product: str, g: zarr.Group, n
                         out.append(f"{product} sample {i} (location {int(ids[i]):07d}) season {t}: chunk does "
                                    f"not decode ({type(e).__name__}: {str(e)[:80]})")
         if block is not None:
-            out += _check_values(product, block, span.start, nodata, ids)
+            out += _check_values(product, block, span.start, nodata, ids, frac)
         return out
 
     with ThreadPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 1)) as pool:
@@ -143,12 +148,24 @@ def _check_shards(rep: VerifyReport, store: Path, product: str, g: zarr.Group, n
             rep.shards_checked += 1
 
 
-def _check_values(product: str, block: np.ndarray, start: int, nodata: Any, ids: np.ndarray) -> list[str]:
+def _check_values(product: str, block: np.ndarray, start: int, nodata: Any, ids: np.ndarray,
+                  nodata_fraction: np.ndarray | None = None) -> list[str]:
+    """All-nodata sample-seasons, and NaN where there should be none: anywhere when the product has another
+    nodata value; where the patch was recorded free of nodata when NaN is its nodata (SAR, whose partial nodata
+    the quality thresholds may allow)."""
     flat = block.reshape(block.shape[0], block.shape[1], -1)
     out = []
     if block.dtype.kind == "f":
-        for i, t in zip(*np.nonzero(np.isnan(flat).any(axis=2)), strict=True):
-            out.append(f"{product} sample {start + i} (location {int(ids[start + i]):07d}) season {t}: holds NaN")
+        nan = np.isnan(flat)
+        every, some = nan.all(axis=2), nan.any(axis=2)
+        for i, t in zip(*np.nonzero(some), strict=True):
+            where = f"{product} sample {start + i} (location {int(ids[start + i]):07d}) season {t}"
+            if every[i, t]:
+                out.append(f"{where}: all pixels are NaN")
+            elif nodata is not None:
+                out.append(f"{where}: holds NaN")
+            elif nodata_fraction is None or nodata_fraction[start + i, t] == 0:
+                out.append(f"{where}: holds NaN, but its nodata_fraction is 0")
     if nodata is not None:
         for i, t in zip(*np.nonzero((flat == np.asarray(nodata).astype(block.dtype)).all(axis=2)), strict=True):
             out.append(f"{product} sample {start + i} (location {int(ids[start + i]):07d}) season {t}: "
@@ -170,8 +187,12 @@ def _check_catalog(rep: VerifyReport, out: Path, products: list[str], ids: np.nd
     if not path.is_file():
         rep.problems.append(f"{path}: missing; run 'ssl4eo catalog'")
         return
-    cat = pystac.Catalog.from_file(str(path))
-    cols = {c.id: c for c in cat.get_children()}
+    try:
+        cat = pystac.Catalog.from_file(str(path))
+        cols = {c.id: c for c in cat.get_children()}
+    except Exception as e:  # unreadable JSON, a broken child link: a finding, not a crash
+        rep.problems.append(f"{path}: cannot be read ({type(e).__name__}: {str(e)[:120]}); rerun 'ssl4eo catalog'")
+        return
     store = (out / STORE).resolve()
     for product in products:
         if product not in cols:
@@ -201,6 +222,11 @@ def _check_catalog(rep: VerifyReport, out: Path, products: list[str], ids: np.nd
         for s in sorted(set(range(ids.size)) - set(seen)):
             rep.problems.append(f"catalog: no {product} item for sample {s} (location {int(ids[s]):07d}); "
                                 "rerun 'ssl4eo catalog'")
+    try:
+        schema = validate_catalog(path, limit=SCHEMA_ITEMS)
+    except Exception as e:  # an item file that does not parse was reported above
+        schema = [f"not checked ({type(e).__name__}: {str(e)[:120]})"]
+    rep.problems += [f"catalog schema: {p}" for p in schema]
 
 
 def _check_index(rep: VerifyReport, out: Path, products: list[str], ids: np.ndarray, t: int) -> None:
@@ -210,7 +236,11 @@ def _check_index(rep: VerifyReport, out: Path, products: list[str], ids: np.ndar
     if not path.is_file():
         rep.problems.append(f"{path}: missing; rerun 'ssl4eo shard'")
         return
-    df = pd.read_parquet(path, columns=["product", "sample", "time", "location_id"])
+    try:
+        df = pd.read_parquet(path, columns=["product", "sample", "time", "location_id"])
+    except Exception as e:  # not parquet, cut short, columns missing
+        rep.problems.append(f"{path}: cannot be read ({type(e).__name__}: {str(e)[:120]}); rerun 'ssl4eo shard'")
+        return
     want = len(products) * ids.size * t
     if len(df) != want or df.duplicated(["product", "sample", "time"]).any():
         rep.problems.append(f"{path}: {len(df)} rows; expected one per product, sample and season ({want})")

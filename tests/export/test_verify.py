@@ -45,7 +45,6 @@ def test_corrupted_chunk_and_missing_item_are_listed(copy: Path, capsys: pytest.
 def test_nan_nodata_and_mismatched_items_are_listed(copy: Path) -> None:
     import zarr
 
-
     store = zarr.open_group(copy / "dataset.zarr", mode="r+", use_consolidated=False)
     s1 = store["s1_rtc"]["bands"]
     s2 = store["s2_l2a"]["bands"]
@@ -58,9 +57,19 @@ def test_nan_nodata_and_mismatched_items_are_listed(copy: Path) -> None:
     (copy / "catalog" / "s2_l2a" / "items" / "s2_l2a-0000003.json").write_text(
         (copy / "catalog" / "s2_l2a" / "items" / "s2_l2a-0000003.json").read_text()
         .replace('"ssl4eo:location_id": 3', '"ssl4eo:location_id": 4'))
+    block1 = s1[8:16]
+    block1[0, 1, 0, 0, :] = np.nan  # SAR's nodata is NaN: allowed where the patch records its nodata share...
+    block1[1, 1] = np.nan  # ...but never all of it
+    s1[8:16] = block1
+    frac = store["s1_rtc"]["nodata_fraction"]
+    f = frac[...]
+    f[8, 1] = 0.002
+    frac[...] = f
     problems = verify(copy).problems
     text = "\n".join(problems)
-    assert "s1_rtc sample 17 (location 0010946) season 2: holds NaN" in text
+    assert "s1_rtc sample 17 (location 0010946) season 2: holds NaN, but its nodata_fraction is 0" in text
+    assert "s1_rtc sample 9 (location 0000233) season 1: all pixels are NaN" in text
+    assert "s1_rtc sample 8 " not in text
     assert "s2_l2a sample 16 (location 0006765) season 3: all pixels are nodata (0.0)" in text
     assert "s1_rtc shard 2 (samples 16-19): file s1_rtc/bands/c/2/0/0/0/0 CRC32C" in text
     assert "catalog item s2_l2a-0000003: location 4 != store sample 0's location 3" in text
@@ -70,3 +79,19 @@ def test_missing_store_and_index(tmp_path: Path, copy: Path) -> None:
     assert "missing; run 'ssl4eo shard'" in verify(tmp_path).problems[0]
     (copy / "dataset.parquet").unlink()
     assert any("dataset.parquet: missing" in p for p in verify(copy).problems)
+
+
+def test_unreadable_catalog_index_and_schema_problems_are_listed(copy: Path) -> None:
+    import json
+
+    item = next((copy / "catalog" / "s2_l2a" / "items").glob("*.json"))
+    raw = json.loads(item.read_text())
+    raw["properties"]["proj:shape"] = [16]
+    item.write_text(json.dumps(raw))
+    problems = verify(copy).problems
+    assert any(p.startswith("catalog schema: ") and item.name in p for p in problems), problems
+    (copy / "catalog" / "s1_rtc" / "collection.json").write_text('{"type": "Coll')
+    (copy / "dataset.parquet").write_bytes(b"PAR1 cut short")
+    problems = verify(copy).problems
+    assert any("catalog.json: cannot be read (" in p and "rerun 'ssl4eo catalog'" in p for p in problems), problems
+    assert any("dataset.parquet: cannot be read (" in p for p in problems), problems
