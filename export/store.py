@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import zarr
+from zarr.codecs import Crc32cCodec, ZstdCodec
 
 from export.columns import COORDINATES, Column, band_columns, sample_columns
 from export.layout import BANDS, DIMS, n_shards
@@ -119,9 +120,11 @@ def _write_column(store: zarr.storage.LocalStore, path: str, col: Column) -> Non
     chunks = tuple(min(max(s, 1), META_CHUNK) if d == "sample" else max(s, 1)
                    for d, s in zip(col.dims, data.shape, strict=True))
     dtype: Any = str if data.dtype.kind in "UTO" else data.dtype
+    # zstd as zarr's default, plus a CRC32C per chunk as the bands have: a corrupt datetime or scene id chunk
+    # fails its read (and `ssl4eo verify`) instead of passing as data
     arr = zarr.create_array(store, name=path, shape=data.shape, dtype=dtype, chunks=chunks,
                             dimension_names=col.dims, attributes=col.attrs, overwrite=True,
-                            fill_value="" if dtype is str else None)
+                            fill_value="" if dtype is str else None, compressors=[ZstdCodec(level=3), Crc32cCodec()])
     if data.size:
         arr[...] = data
 

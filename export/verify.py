@@ -69,7 +69,8 @@ def verify(out: Path, workers: int | None = None) -> VerifyReport:
             rep.problems.append(f"{product}: location_id differs from {rattrs['products'][0]}'s; the sample index "
                                 "must be shared: rerun 'ssl4eo shard'")
         ids = loc if ids is None else ids
-        _check_shards(rep, store_path, product, group, n, workers)
+        if loc is not None:  # else the group lacks what its shards are checked against (already listed)
+            _check_shards(rep, store_path, product, group, n, workers)
     _check_leftovers(rep, store_path)
     if ids is not None:
         _check_catalog(rep, out, rattrs["products"], ids)
@@ -100,6 +101,13 @@ def _check_group(rep: VerifyReport, product: str, g: zarr.Group, n: int, t: int)
         assert isinstance(a, zarr.Array)
         if a.shape[0] != n or a.ndim != ndim or (ndim == 2 and name != "transform" and a.shape[1] != t):
             rep.problems.append(f"{product}: {name} has shape {a.shape}; expected {n} samples")
+        try:
+            a[...]  # every chunk carries a CRC32C, checked on read
+        except Exception as e:
+            rep.problems.append(f"{product}: metadata array {name} does not decode ({type(e).__name__}: "
+                                f"{str(e)[:80]}); rerun 'ssl4eo shard'")
+            if name == "location_id":
+                return None
     crc = g.get("shard_crc32c")
     if crc is None or crc.shape != (n_shards(n, int(ga.get("shard_size", 1))),):
         rep.problems.append(f"{product}: shard_crc32c missing or of the wrong length; rerun 'ssl4eo shard'")

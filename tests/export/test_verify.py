@@ -95,3 +95,13 @@ def test_unreadable_catalog_index_and_schema_problems_are_listed(copy: Path) -> 
     problems = verify(copy).problems
     assert any("catalog.json: cannot be read (" in p and "rerun 'ssl4eo catalog'" in p for p in problems), problems
     assert any("dataset.parquet: cannot be read (" in p for p in problems), problems
+
+
+def test_a_corrupt_metadata_chunk_is_listed(copy: Path) -> None:
+    chunk = next(p for p in (copy / "dataset.zarr" / "s2_l2a" / "scene_id").rglob("*") if p.is_file()
+                 and p.name != "zarr.json")
+    raw = bytearray(chunk.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    chunk.write_bytes(bytes(raw))
+    problems = verify(copy).problems
+    assert any(p.startswith("s2_l2a: metadata array scene_id does not decode") for p in problems), problems
