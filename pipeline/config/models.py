@@ -103,6 +103,10 @@ class ProductConfig(Strict):
     drop_water_vapour: bool = Field(
         False, description="EnMAP only: drop the water-vapour absorption bands (224 -> 202, as SpectralEarth)."
     )
+    collection: str | None = Field(
+        None, description="Catalog collection id (default: the product's, Planetary Computer's naming); for "
+        "another catalog's id of the same data with the same asset keys, e.g. landsat-c2l1 on USGS LandsatLook.",
+    )
 
     @field_validator("name")
     @classmethod

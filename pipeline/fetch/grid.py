@@ -8,7 +8,9 @@ from pyproj import Transformer
 
 CENTRE_SNAP_M = 60.0
 """Location centres are snapped to this grid of their UTM zone, so every product's grid (10/20/30/60 m) shares the
-exact centre and, for even patch sizes, lies on its resolution's pixel lattice (no needless resampling)."""
+exact centre and, for even patch sizes, has pixel edges on multiples of its resolution: Sentinel-2's lattice, read
+without resampling. Landsat Collection 2 puts pixel *centres* on multiples of 30 m (edges at 15 m), which no grid
+sharing S2's centre can match: Landsat is resampled onto the shared grid (bilinear, a half-pixel shift)."""
 
 
 @dataclass(frozen=True)

@@ -66,7 +66,9 @@ class LocationTask:
 
 
 def product_request(name: str, patch_px: int | None, bands: tuple[str, ...] | None,
-                    drop_water_vapour: bool = False) -> ProductRequest:
+                    drop_water_vapour: bool = False, collection: str | None = None) -> ProductRequest:
+    """What a worker reads for product ``name``; ``collection`` replaces the registry's collection id (another
+    catalog's name for the same data, with the same asset keys)."""
     p = PRODUCTS[name]
     chosen = bands or p.band_names
     if drop_water_vapour:
@@ -80,7 +82,7 @@ def product_request(name: str, patch_px: int | None, bands: tuple[str, ...] | No
         else:
             reads.append(AssetRead(b.asset, (b.index,), (b.name,)))
     return ProductRequest(
-        name=name, collection=p.collection, kind=p.kind, bands=tuple(chosen), reads=tuple(reads),
+        name=name, collection=collection or p.collection, kind=p.kind, bands=tuple(chosen), reads=tuple(reads),
         patch_px=patch_px or p.default_patch_px, res=p.resolution_m,
         dtype="float32" if p.kind == "sar" else p.dtype,
         nodata=None if p.kind == "sar" else p.nodata, mask_asset=p.mask_asset,

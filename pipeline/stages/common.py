@@ -35,7 +35,7 @@ def resolved_source(cfg: Config) -> Iterator[SourceSpec]:
 
 def fetch_params(cfg: Config, source: SourceSpec) -> FetchParams:
     prods = tuple(
-        product_request(p.name, p.patch_px, tuple(p.bands) if p.bands else None, p.drop_water_vapour)
+        product_request(p.name, p.patch_px, tuple(p.bands) if p.bands else None, p.drop_water_vapour, p.collection)
         for p in cfg.products
     )
     q, s = cfg.quality, cfg.seasons

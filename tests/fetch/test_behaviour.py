@@ -380,6 +380,21 @@ def test_scenes_without_the_products_assets_are_no_candidates(served_geoparquet,
     assert "none with asset(s) ['B04', 'B08', 'SCL']" in r.detail, r.detail
 
 
+def test_a_collection_under_another_name(served_geoparquet, pool, tmp_path: Path) -> None:
+    """products[].collection: the same data under another catalog's collection id."""
+    task = at(*MUNICH_CENTRE, first_id=1)
+    want = expect(task, params("unused"))
+    items = _served_items(served_geoparquet)
+    for f in items:
+        f["collection"] = "landsatlook-style-s2"
+    path = tmp_path / "renamed.json"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": items}))
+    renamed = product_request("s2_l2a", 64, ("B04", "B08"), collection="landsatlook-style-s2")
+    r = fetch(task, params(str(path), products=(renamed,)), pool)
+    assert r.ok and picked(r) == [c.scene.item_id for c in want.picks]
+    assert fetch(task, params(str(path)), pool).reason is Reason.NO_CANDIDATE  # the default id finds nothing
+
+
 # --- run_fetch on a LocalCluster: every reason in the ledger, corrupt COGs, resume ---------------------------------
 
 
