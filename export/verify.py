@@ -19,7 +19,7 @@ import numpy as np
 import zarr
 
 from export.checksum import file_crc32c
-from export.layout import BANDS, CATALOG, INDEX, STORE, bands_shard_key, n_shards, shard_spans
+from export.layout import BANDS, CATALOG, INDEX, STATE, STORE, bands_shard_key, n_shards, shard_spans
 from export.stac_check import validate_catalog
 from export.store import ATTR
 from export.writer import TMP
@@ -134,7 +134,8 @@ def _check_shards(rep: VerifyReport, store: Path, product: str, g: zarr.Group, n
         if crcs is not None and span.index < crcs.size:
             found = file_crc32c(path)
             if found != int(crcs[span.index]):
-                out.append(f"{where}: file {key} CRC32C {found:08x} != stored {int(crcs[span.index]):08x}")
+                out.append(f"{where}: file {key} CRC32C {found:08x} != stored {int(crcs[span.index]):08x}; "
+                           f"delete {STATE}/{span.index:06d}.json and rerun 'ssl4eo shard' to rewrite it")
         try:
             block = bands[span.start : span.stop]
         except Exception:  # locate the broken chunks one by one

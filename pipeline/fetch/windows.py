@@ -2,9 +2,9 @@
 
 A source whose CRS is the patch's and whose pixel lattice nests the patch lattice (source pixel = k patch pixels,
 edges aligned) needs no reprojection: a windowed read (k = 1) or a windowed read resampled to k times the size
-(k > 1) gives what GDAL's warper would (to 1 DN of rounding), at a fraction of the cost. For k > 1 the window is padded by one
-source pixel on each side and the result cropped, so the bilinear kernel at the patch edge sees its real
-neighbours, as the warper's does. One difference remains for k > 1 (a review found it): next to a nodata
+(k > 1) gives what GDAL's warper would (to 1 DN of rounding), at a fraction of the cost. For k > 1 the window is
+padded by one source pixel on each side and the result cropped, so the bilinear kernel at the patch edge sees its
+real neighbours, as the warper's does. One difference remains for k > 1 (a review found it): next to a nodata
 source pixel the resampled read may give a patch pixel a value where the warper gives nodata (an edge pixel at
 most), so a patch's nodata fraction can be understated by that edge.
 """

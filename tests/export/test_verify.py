@@ -11,6 +11,7 @@ import pytest
 from export.layout import bands_shard_key
 from export.verify import verify
 from pipeline.cli import main as cli
+from tests.export.conftest import build
 
 
 @pytest.fixture
@@ -37,9 +38,13 @@ def test_corrupted_chunk_and_missing_item_are_listed(copy: Path, capsys: pytest.
     out = capsys.readouterr().out
     assert "problem(s)" in out
     assert "s2_l2a shard 1 (samples 8-15): file s2_l2a/bands/c/1/0/0/0/0 CRC32C" in out
+    assert "delete dataset.state/000001.json and rerun 'ssl4eo shard' to rewrite it" in out
     assert "chunk does not decode" in out and "s2_l2a sample " in out
     assert "s1_rtc item link ./items/s1_rtc-0000021.json does not resolve" in out
     assert "no s1_rtc item for sample 4 (location 0000021)" in out
+    (copy / "dataset.state" / "000001.json").unlink()  # what the message says to do
+    assert build(copy).written == 1
+    assert not any("shard 1" in p or "s2_l2a sample" in p for p in verify(copy).problems)
 
 
 def test_nan_nodata_and_mismatched_items_are_listed(copy: Path) -> None:
