@@ -262,11 +262,16 @@ def _inner_chain(codecs: list[dict], path: Path) -> tuple[Decoder, bool]:
     if names[1:] == ["blosc"]:
         from numcodecs import blosc
 
+        single = _blosc_single_thread()
+
         def _blosc(src: bytes | memoryview, dst: np.ndarray) -> None:
             nbytes = int.from_bytes(src[4:8], "little")  # Blosc's header: uncompressed size at bytes 4-7
             if nbytes != dst.nbytes:
                 raise ValueError(f"{nbytes} bytes for a chunk of {dst.nbytes}")
-            blosc.decompress(src, dst)
+            if single is None:
+                blosc.decompress(src, dst)
+            else:
+                single(src, dst)
 
         return _blosc, crc
     if names[1:] == ["zstd"]:
@@ -279,6 +284,40 @@ def _inner_chain(codecs: list[dict], path: Path) -> tuple[Decoder, bool]:
 
         return _zstd, crc
     raise ValueError(f"{path}: codec chain {names} is not one this reader knows; open it with zarr instead")
+
+
+def _blosc_single_thread() -> Decoder | None:
+    """Blosc's ``blosc_decompress_ctx`` with one thread, from the library numcodecs ships, or None.
+
+    numcodecs decodes with Blosc's internal thread pool (and a global lock) when called from a process's main
+    thread: on a 2-core machine that made a sample read 1.2x *slower* than one thread, and a reader that looks
+    single-threaded would compete with a DataLoader's other workers. This reader's parallelism is its own
+    (``threads``), so every chunk decodes on the calling thread, as numcodecs does in worker threads and forked
+    processes anyway. Called through ctypes, which releases the GIL. None (numcodecs' own ``decompress`` then)
+    where the symbols are not exported."""
+    import ctypes
+
+    from numcodecs import blosc
+
+    try:
+        lib = ctypes.CDLL(blosc.__file__)
+        dec, validate = lib.blosc_decompress_ctx, lib.blosc_cbuffer_validate
+    except (OSError, AttributeError):  # pragma: no cover - a numcodecs build without the exported symbols
+        return None
+    dec.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    dec.restype = ctypes.c_int
+    validate.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_size_t)]
+    validate.restype = ctypes.c_int
+
+    def decode(src: bytes | memoryview, dst: np.ndarray) -> None:
+        buf = np.frombuffer(src, np.uint8)  # the address of a read-only buffer (a mapped file), no copy
+        n = ctypes.c_size_t(0)
+        if validate(buf.ctypes.data, buf.size, ctypes.byref(n)) != 0 or n.value != dst.nbytes:
+            raise ValueError("not a valid Blosc buffer (its header does not match its length)")
+        if dec(buf.ctypes.data, dst.ctypes.data, dst.nbytes, 1) != dst.nbytes:
+            raise ValueError("Blosc could not decompress it")
+
+    return decode
 
 
 def _copy(src: bytes | memoryview, dst: np.ndarray) -> None:

@@ -160,3 +160,22 @@ def test_reader_refuses_shards_that_split_a_sample(tmp_path: Path) -> None:
                       shards=(2, 2, 3, 8, 8), dtype="uint16")
     with pytest.raises(ValueError, match="split a sample; open it with zarr instead"):
         ShardedSampleReader(tmp_path / "s.zarr", "p")
+
+
+def test_reader_without_checksums_rejects_a_damaged_blosc_header(tmp_path: Path) -> None:
+    """No CRC32C to catch it first: a Blosc header that claims more compressed bytes than the chunk holds is an
+    error naming the chunk, never a read past the buffer."""
+    out = stage(tmp_path)
+    build(out, spec=spec(codec=CodecSpec(checksum=False)))
+    r = ShardedSampleReader(out / "dataset.zarr", "s2_l2a")
+    off, size = (int(x) for x in r._shard(0).index[0, 0])
+    r.close()
+    shard = out / "dataset.zarr" / "s2_l2a" / "bands" / "c" / "0" / "0" / "0" / "0" / "0"
+    data = bytearray(shard.read_bytes())
+    data[off + 12: off + 16] = (size * 4).to_bytes(4, "little")  # Blosc's header: compressed size, bytes 12-15
+    shard.write_bytes(bytes(data))
+    r = ShardedSampleReader(out / "dataset.zarr", "s2_l2a")
+    with pytest.raises(OSError, match=r"chunk of sample 0 season 0 does not decode .*not a valid Blosc buffer"):
+        r.read(0, [0])
+    np.testing.assert_array_equal(r.read(0, [1]), zarr.open_array(out / "dataset.zarr", path="s2_l2a/bands")[0, [1]])
+    r.close()
