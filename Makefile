@@ -61,7 +61,7 @@ lint: install
 
 bench: install system-deps
 	$(BIN)/ssl4eo archive build
-	$(BIN)/python tests/bench/run.py $(BENCH)
+	$(BIN)/python tests/bench/run.py --out $(OUT)/bench $(BENCH)
 
 clean:
 	rm -rf $(OUT) .pytest_cache .ruff_cache

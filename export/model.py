@@ -107,11 +107,12 @@ def product_layout(
     *,
     dtype: str | None = None,
     nodata: float | object | None = _REGISTRY,
+    collection: str | None = None,
 ) -> ProductLayout:
     """The layout of a registry product (``pipeline.products``).
 
-    ``bands``, ``patch_px``, ``dtype`` and ``nodata`` override the registry where the fetch stage stages
-    something else (a band subset, SAR in float32 dB without a nodata value).
+    ``bands``, ``patch_px``, ``dtype``, ``nodata`` and ``collection`` override the registry where the fetch stage
+    stages something else (a band subset, SAR in float32 dB without a nodata value, another catalog's id).
     """
     from pipeline.products import get_product
 
@@ -126,7 +127,7 @@ def product_layout(
         patch_px=int(patch_px or p.default_patch_px),
         resolution_m=float(p.resolution_m),
         nodata=float(nd) if nd is not None else None,  # type: ignore[arg-type]
-        collection=p.collection,
+        collection=collection or p.collection,
         kind=p.kind,
         description=p.description,
         providers=tuple(p.providers),

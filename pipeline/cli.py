@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -71,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.verbose < 2:  # Dask and its web stack log every connection at INFO; keep the user's screen for us
         for name in ("distributed", "bokeh", "tornado", "stac_geoparquet"):
             logging.getLogger(name).setLevel(level)
+    previous = signal.signal(signal.SIGINT, _quiet_interrupt) if _on_main_thread() else None
     try:
         return _dispatch(args)
     except (UserError, StalledError) as e:
@@ -79,12 +81,31 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; completed work is kept, rerun to resume", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _on_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _quiet_interrupt(signum: int, frame: object) -> None:
+    """Ctrl-C: the cluster is torn down while the interrupt unwinds; its workers' complaints about being stopped
+    mid-task are noise after the user asked for it (the one line printed above says what is kept)."""
+    for name in ("distributed", "tornado", "asyncio"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    raise KeyboardInterrupt
 
 
 def _dispatch(args: argparse.Namespace) -> int:
     from pipeline.config import config_to_yaml, load_config
 
     if args.command in ("verify", "report"):
+        if not args.dir.is_dir():
+            raise UserError(f"{str(args.dir)!r} is not a folder; pass the --out folder of a run")
         mod = importlib.import_module(f"pipeline.stages.{args.command}")
         return int(mod.main(args.dir))
     cfg = load_config(args.config)
@@ -98,7 +119,18 @@ def _dispatch(args: argparse.Namespace) -> int:
             return archive.build(cfg, force=args.force)
         return archive.serve(cfg, api=args.api)
     mod = importlib.import_module(f"pipeline.stages.{STAGES[args.command][0]}")
+    _check_out(args.out)
     return int(mod.main(cfg, args.out))
+
+
+def _check_out(out: Path) -> None:
+    """``--out`` must be a folder, or creatable as one, before any stage spends time on it."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {str(out)!r} is a file, not a folder; pass a folder (it is created if missing)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"--out {str(out)!r} cannot be created ({e.strerror}); pass a writable folder") from None
 
 
 if __name__ == "__main__":

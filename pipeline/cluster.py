@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -42,14 +44,26 @@ def dask_client(scheduler: str | None, *, n_workers: int, threads_per_worker: in
     # The nanny prefers the parent's os.environ to its config, and every nanny copies its settings into the
     # parent's os.environ, so an earlier LocalCluster in this process would override ours: set both while ours
     # starts, then restore the parent's environment.
-    environ = {"MALLOC_TRIM_THRESHOLD_": str(64 * 2**20), "MALLOC_MMAP_THRESHOLD_": str(32 * 2**20)}
+    # Workers also log their state machine's warnings at ERROR only: its warnings are one line per task that
+    # was cancelled while running, i.e. a screenful when the user stops a run with Ctrl-C.
+    environ = {"MALLOC_TRIM_THRESHOLD_": str(64 * 2**20), "MALLOC_MMAP_THRESHOLD_": str(32 * 2**20),
+               "DASK_LOGGING": "{'distributed.worker.state_machine': 'error'}"}
     saved = {k: os.environ.get(k) for k in environ}
     os.environ.update(environ)
+    # Worker processes start with Ctrl-C ignored (an ignored signal stays ignored across exec, and Python then
+    # installs no KeyboardInterrupt handler): a terminal's Ctrl-C reaches the whole process group, and the
+    # driver, not each worker, decides what happens (the cluster is closed, finished work kept).
+    sigint = signal.signal(signal.SIGINT, signal.SIG_IGN) if _main_thread() else None
     try:
         with dask.config.set({f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in environ.items()}):
             cluster = LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True,
                                    memory_limit=memory_limit, dashboard_address=dashboard_address, host="127.0.0.1")
+    except (OSError, RuntimeError, ValueError) as e:  # a bad dask.* value: a port in use, an address not ours
+        raise UserError(f"cannot start the local Dask cluster ({str(e)[:160]}); check dask.dashboard_address, "
+                        "dask.memory_limit and dask.n_workers") from None
     finally:
+        if sigint is not None:
+            signal.signal(signal.SIGINT, sigint)
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
@@ -61,6 +75,10 @@ def dask_client(scheduler: str | None, *, n_workers: int, threads_per_worker: in
     finally:
         client.close()
         cluster.close()
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
 
 
 def run_keys(prefix: str, names: Iterable[object]) -> list[str]:

@@ -60,6 +60,7 @@ def test_unknown_top_level_section(tmp_path: Path) -> None:
         ("quality:\n  max_patch_cloud: 3\n", "quality.max_patch_cloud"),
         ("seasons:\n  seed: -1\n", "seasons.seed"),
         ("seasons:\n  years: []\n", "seasons.years"),
+        ("dask:\n  memory_limit: lots\n", "use e.g. '3GiB'"),
     ],
 )
 def test_bad_values(tmp_path: Path, text: str, needle: str) -> None:
@@ -74,6 +75,18 @@ def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
     assert r.returncode == 2 and "not found" in r.stderr and r.stderr.count("\n") == 1
     r = run_cli("config", "show", "--config", str(write(tmp_path, "sampling: [unclosed\n")))
     assert r.returncode == 2 and "not valid YAML" in r.stderr
+    with pytest.raises(ConfigError, match="is a folder; pass a YAML file"):
+        load_config(tmp_path)
+    assert load_config(write(tmp_path, "sampling:\nexport:\n  shard_size: 8\n")).sampling == Config().sampling
+
+
+def test_bad_out_and_dir_are_one_line(tmp_path: Path) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for args in (("sample", "--out", str(afile)), ("verify", str(tmp_path / "nope")), ("report", str(afile))):
+        r = run_cli(*args)
+        assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr, (args, r.stderr)
+    assert not (tmp_path / "nope").exists()
 
 
 def test_unreachable_source_url(tmp_path: Path) -> None:
@@ -95,3 +108,11 @@ def test_yaml_dump_is_loadable(tmp_path: Path) -> None:
     cfg = Config()
     p = write(tmp_path, config_to_yaml(cfg))
     assert load_config(p) == cfg
+
+
+def test_a_collection_override_reaches_the_export_layout() -> None:
+    from pipeline.stages.shard import export_spec
+
+    renamed = config_from_dict({"products": [{"name": "s2_l2a", "collection": "landsatlook-style-s2"}]})
+    assert export_spec(renamed).products[0].collection == "landsatlook-style-s2"  # group attrs and STAC record it
+    assert export_spec(Config()).products[0].collection == "sentinel-2-l2a"

@@ -182,6 +182,18 @@ class DaskConfig(Strict):
     io_threads: int = Field(8, gt=0, description="Concurrent asset reads per worker process (hides latency).")
     result_timeout_s: float = Field(900.0, gt=0, description="Deadline for the next finished location, seconds.")
 
+    @field_validator("memory_limit")
+    @classmethod
+    def _bytes(cls, v: str) -> str:
+        from dask.utils import parse_bytes
+
+        try:
+            if parse_bytes(v) <= 0:
+                raise ValueError
+        except ValueError:
+            raise ValueError(f"memory_limit {v!r} is not a size; use e.g. '3GiB' or '2000MB'") from None
+        return v
+
 
 class ExportConfig(Strict):
     shard_size: int = Field(64, gt=0, description="Samples per Zarr shard.")

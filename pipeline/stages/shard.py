@@ -12,7 +12,9 @@ from export.shard import ShardSummary, build_dataset, creation_time
 from export.writer import ShardResult
 from pipeline.cluster import dashboard_url, dask_client
 from pipeline.config import Config
+from pipeline.errors import UserError
 from pipeline.fetch.request import product_request
+from pipeline.staging import iter_complete
 
 
 def config_hash(cfg: Config) -> str:
@@ -26,8 +28,10 @@ def export_spec(cfg: Config) -> ExportSpec:
     """The export layout: products exactly as the fetch stage stages them, codec and shards from ``export:``."""
     layouts = []
     for p in cfg.products:
-        req = product_request(p.name, p.patch_px, tuple(p.bands) if p.bands else None, p.drop_water_vapour)
-        layouts.append(product_layout(p.name, req.bands, req.patch_px, dtype=req.dtype, nodata=req.nodata))
+        req = product_request(p.name, p.patch_px, tuple(p.bands) if p.bands else None, p.drop_water_vapour,
+                              p.collection)
+        layouts.append(product_layout(p.name, req.bands, req.patch_px, dtype=req.dtype, nodata=req.nodata,
+                                      collection=req.collection))
     e = cfg.export
     return ExportSpec(tuple(layouts), e.shard_size, CodecSpec(e.compressor, e.level, e.shuffle),
                       tuple(cfg.seasons.reference_dates), e.stats_stride)
@@ -37,6 +41,8 @@ def shard(cfg: Config, out: Path) -> ShardSummary:
     from tqdm import tqdm
 
     spec = export_spec(cfg)
+    if next(iter_complete(out), None) is None:  # before a cluster is started for nothing
+        raise UserError(f"no complete staged location in {Path(out) / 'staging'}; run 'ssl4eo download' first")
     d = cfg.dask
     # A shard task alternates CPU (statistics, compression) and waits on disk (staging reads, fsync); two tasks
     # per worker process keep the cores busy through the waits (measured: ~1.5x over one) without thrashing the

@@ -2,7 +2,8 @@
 
 Each bench module defines ``main(out: pathlib.Path) -> dict`` that measures a target as a ratio against a
 reference run in the same process, prints its own table and returns a flat dict of figures (ratios and
-absolute numbers). Results are collected in ``<out>/bench.json``. Benchmarks never run inside ``make test``.
+absolute numbers). Results are collected in ``<out>/bench.json`` (``--out DIR``, default ``out/bench``).
+Benchmarks never run inside ``make test``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ HERE = Path(__file__).parent
 
 def main(argv: list[str]) -> int:
     out = Path("out/bench")
+    if argv[:1] == ["--out"] and len(argv) > 1:  # make bench OUT=dir
+        out, argv = Path(argv[1]), argv[2:]
     out.mkdir(parents=True, exist_ok=True)
     names = argv or sorted(p.stem.removeprefix("bench_") for p in HERE.glob("bench_*.py"))
     results: dict[str, dict] = {}
