@@ -65,6 +65,15 @@ class Source(Protocol):
     def search(self, query: SearchQuery) -> list[SceneRef]: ...
 
 
+def http_retry(retries: int):  # type: ignore[no-untyped-def]
+    """urllib3's retry policy for catalog requests: transient errors only (429/5xx, resets, timeouts), exponential
+    backoff with jitter."""
+    from urllib3.util.retry import Retry
+
+    return Retry(total=retries, backoff_factor=0.5, backoff_jitter=0.3, status_forcelist=(429, 500, 502, 503, 504),
+                 allowed_methods=None)
+
+
 def scene_ref(item: pystac.Item) -> SceneRef:
     """Parse a pystac Item into a :class:`SceneRef` (no I/O)."""
     if item.datetime is None:

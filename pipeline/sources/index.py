@@ -10,8 +10,6 @@ import io
 import json
 import threading
 import time
-import urllib.error
-import urllib.request
 import warnings
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -24,7 +22,7 @@ import pystac
 import shapely
 
 from pipeline.errors import SourceError
-from pipeline.sources.base import SceneRef, SearchQuery, scene_ref
+from pipeline.sources.base import SceneRef, SearchQuery, http_retry, scene_ref
 from pipeline.sources.signing import href_signer, signed
 from pipeline.warnings import SkippedItemWarning
 
@@ -186,27 +184,27 @@ class IndexSource:
         return list(stac_table_to_items(self._table.take(idx)))
 
 
-
 def _download(url: str, timeout_s: float, retries: int) -> io.BytesIO:
     """The whole index over http(s), read once per process: ``timeout_s`` per network wait, 30x that for the
-    whole file, transient errors (429/5xx, resets, timeouts) retried with backoff."""
+    whole file, transient errors retried as catalog requests are (:func:`http_retry`)."""
+    import requests
+    from requests.adapters import HTTPAdapter
+
     deadline = time.monotonic() + 30 * timeout_s
-    for attempt in range(retries + 1):
+    buf = io.BytesIO()
+    with requests.Session() as session:
+        session.mount("http://", HTTPAdapter(max_retries=http_retry(retries)))
+        session.mount("https://", HTTPAdapter(max_retries=http_retry(retries)))
         try:
-            buf = io.BytesIO()
-            with urllib.request.urlopen(url, timeout=timeout_s) as r:
-                while block := r.read(1 << 20):
+            with session.get(url, timeout=timeout_s, stream=True) as r:
+                if r.status_code >= 400:
+                    raise SourceError(f"cannot download source index {url!r} (HTTP {r.status_code}); fix source.url")
+                for block in r.iter_content(1 << 20):
                     buf.write(block)
                     if time.monotonic() > deadline:
                         raise SourceError(f"source index {url!r} did not download within {30 * timeout_s:g} s; "
                                           "copy it to a local file and set source.url to that path")
-            buf.seek(0)
-            return buf
-        except urllib.error.HTTPError as e:
-            if (e.code != 429 and e.code < 500) or attempt == retries:
-                raise SourceError(f"cannot download source index {url!r} (HTTP {e.code}); fix source.url") from None
-        except (urllib.error.URLError, OSError) as e:  # refused, reset, timed out
-            if attempt == retries:
-                raise SourceError(f"cannot download source index {url!r} ({e}); check that it is reachable") from None
-        time.sleep(min(0.5 * 2**attempt, 8.0))
-    raise AssertionError("unreachable")
+        except requests.RequestException as e:  # refused, reset, timed out (after the retries)
+            raise SourceError(f"cannot download source index {url!r} ({e}); check that it is reachable") from None
+    buf.seek(0)
+    return buf

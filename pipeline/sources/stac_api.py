@@ -8,10 +8,9 @@ import warnings
 from pystac_client import Client
 from pystac_client.exceptions import APIError
 from pystac_client.stac_api_io import StacApiIO
-from urllib3.util.retry import Retry
 
 from pipeline.errors import SourceError
-from pipeline.sources.base import SceneRef, SearchQuery, scene_ref
+from pipeline.sources.base import SceneRef, SearchQuery, http_retry, scene_ref
 from pipeline.sources.signing import href_signer, signed
 from pipeline.warnings import SkippedItemWarning
 
@@ -20,9 +19,7 @@ log = logging.getLogger(__name__)
 
 class StacApiSource:
     def __init__(self, url: str, *, timeout_s: float, retries: int, sign: str = "none") -> None:
-        retry = Retry(total=retries, backoff_factor=0.5, backoff_jitter=0.3,
-                      status_forcelist=(429, 500, 502, 503, 504), allowed_methods=None)
-        io = StacApiIO(max_retries=retry, timeout=timeout_s)
+        io = StacApiIO(max_retries=http_retry(retries), timeout=timeout_s)
         self._signer = href_signer(sign)
         try:
             self._client = Client.open(url, stac_io=io)
