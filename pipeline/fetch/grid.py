@@ -70,14 +70,6 @@ def lonlat_boxes(grid: PatchGrid, pad_m: float = 0.0) -> tuple[tuple[float, floa
     return ((w, s_, e, n),)
 
 
-def lonlat_bbox(grid: PatchGrid, pad_m: float = 0.0) -> tuple[float, float, float, float]:
-    """One lon/lat box around the grid; across the antimeridian it spans all longitudes (see lonlat_boxes)."""
-    boxes = lonlat_boxes(grid, pad_m)
-    if len(boxes) == 1:
-        return boxes[0]
-    return (-180.0, boxes[0][1], 180.0, boxes[0][3])
-
-
 _CACHE: dict[int, Transformer] = {}
 
 

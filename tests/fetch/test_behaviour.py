@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import shapely
 from pyproj import Transformer
 from shapely.geometry import box
 
@@ -34,7 +35,7 @@ from pipeline.archive.items import footprint_lonlat
 from pipeline.archive.plan import Scene, plan_archive
 from pipeline.archive.sites import site_by_name
 from pipeline.errors import SourceError
-from pipeline.fetch.grid import PatchGrid, location_centre, lonlat_bbox, patch_grid, utm_epsg
+from pipeline.fetch.grid import PatchGrid, location_centre, lonlat_boxes, patch_grid, utm_epsg
 from pipeline.fetch.location import LocationResult, fetch_location
 from pipeline.fetch.read import GdalReader
 from pipeline.fetch.request import FetchParams, LocationTask, ProductRequest, product_request
@@ -130,7 +131,7 @@ def _footprint(scene: Scene) -> Any:
 def found(prod: ProductRequest, grid: PatchGrid, start: dt.datetime, end: dt.datetime,
           max_cloud: float | None) -> list[Scene]:
     """What a search finds: the product's scenes in the time range whose footprint meets the patch's lon/lat box."""
-    bbox = box(*lonlat_bbox(grid))
+    bbox = shapely.union_all([box(*b) for b in lonlat_boxes(grid)])
     return [s for s in plan_archive() if s.product == prod.name and start <= s.datetime <= end
             and (max_cloud is None or s.cloud_cover <= max_cloud) and _footprint(s).intersects(bbox)]
 
