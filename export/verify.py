@@ -64,13 +64,16 @@ def verify(out: Path, workers: int | None = None) -> VerifyReport:
             continue
         group = root[product]
         assert isinstance(group, zarr.Group)
-        loc = _check_group(rep, product, group, n, int(rattrs["n_times"]))
+        meta = _check_group(rep, product, group, n, int(rattrs["n_times"]))
+        loc = meta.get("location_id") if meta is not None else None
         if loc is not None and ids is not None and not np.array_equal(loc, ids):
             rep.problems.append(f"{product}: location_id differs from {rattrs['products'][0]}'s; the sample index "
                                 "must be shared: rerun 'ssl4eo shard'")
         ids = loc if ids is None else ids
-        if loc is not None:  # else the group lacks what its shards are checked against (already listed)
-            _check_shards(rep, store_path, product, group, n, workers)
+        if meta is not None and loc is not None:  # else what its shards are checked against is missing (listed)
+            frac = meta.get("nodata_fraction")
+            frac = frac if frac is not None and frac.shape == (n, int(rattrs["n_times"])) else None
+            _check_shards(rep, store_path, product, group, n, workers, loc, frac)
     _check_leftovers(rep, store_path)
     if ids is not None:
         _check_catalog(rep, out, rattrs["products"], ids)
@@ -78,7 +81,9 @@ def verify(out: Path, workers: int | None = None) -> VerifyReport:
     return rep
 
 
-def _check_group(rep: VerifyReport, product: str, g: zarr.Group, n: int, t: int) -> np.ndarray | None:
+def _check_group(rep: VerifyReport, product: str, g: zarr.Group, n: int, t: int) -> dict[str, np.ndarray] | None:
+    """Shapes, dtypes and decodability of the group's arrays; the metadata arrays that decode, by name (None when
+    the bands themselves are missing)."""
     ga = g.attrs.get(ATTR) or {}
     try:
         bands = g[BANDS]
@@ -93,6 +98,7 @@ def _check_group(rep: VerifyReport, product: str, g: zarr.Group, n: int, t: int)
         rep.problems.append(f"{product}: bands shape {bands.shape} with {len(names)} band names; expected {want}")
     if str(bands.dtype) != str(np.dtype(ga.get("dtype", "?"))):
         rep.problems.append(f"{product}: bands dtype {bands.dtype} != declared {ga.get('dtype')}")
+    meta: dict[str, np.ndarray] = {}
     for name, ndim in META_ARRAYS.items():
         if name not in g:
             rep.problems.append(f"{product}: metadata array {name} missing")
@@ -102,27 +108,24 @@ def _check_group(rep: VerifyReport, product: str, g: zarr.Group, n: int, t: int)
         if a.shape[0] != n or a.ndim != ndim or (ndim == 2 and name != "transform" and a.shape[1] != t):
             rep.problems.append(f"{product}: {name} has shape {a.shape}; expected {n} samples")
         try:
-            a[...]  # every chunk carries a CRC32C, checked on read
+            meta[name] = np.asarray(a[...])  # every chunk carries a CRC32C, checked on read
         except Exception as e:
             rep.problems.append(f"{product}: metadata array {name} does not decode ({type(e).__name__}: "
                                 f"{str(e)[:80]}); rerun 'ssl4eo shard'")
-            if name == "location_id":
-                return None
     crc = g.get("shard_crc32c")
     if crc is None or crc.shape != (n_shards(n, int(ga.get("shard_size", 1))),):
         rep.problems.append(f"{product}: shard_crc32c missing or of the wrong length; rerun 'ssl4eo shard'")
-    return np.asarray(g["location_id"][...]) if "location_id" in g else None
+    return meta
 
 
-def _check_shards(rep: VerifyReport, store: Path, product: str, g: zarr.Group, n: int, workers: int | None) -> None:
+def _check_shards(rep: VerifyReport, store: Path, product: str, g: zarr.Group, n: int, workers: int | None,
+                  ids: np.ndarray, frac: np.ndarray | None) -> None:
     ga = g.attrs[ATTR]
     size = int(ga["shard_size"])
     crcs = np.asarray(g["shard_crc32c"][...]) if "shard_crc32c" in g else None
     bands = g[BANDS]
     assert isinstance(bands, zarr.Array)
     nodata = ga.get("nodata")
-    ids = np.asarray(g["location_id"][...])
-    frac = np.asarray(g["nodata_fraction"][...]) if "nodata_fraction" in g else None
 
     def one(span: Any) -> list[str]:
         out: list[str] = []
