@@ -13,6 +13,7 @@ import signal
 import sys
 from pathlib import Path
 
+from pipeline.cluster import on_main_thread
 from pipeline.errors import StalledError, UserError
 
 STAGES = {
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.verbose < 2:  # Dask and its web stack log every connection at INFO; keep the user's screen for us
         for name in ("distributed", "bokeh", "tornado", "stac_geoparquet"):
             logging.getLogger(name).setLevel(level)
-    previous = signal.signal(signal.SIGINT, _quiet_interrupt) if _on_main_thread() else None
+    previous = signal.signal(signal.SIGINT, _quiet_interrupt) if on_main_thread() else None
     try:
         return _dispatch(args)
     except (UserError, StalledError) as e:
@@ -84,12 +85,6 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
-
-
-def _on_main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
 
 
 def _quiet_interrupt(signum: int, frame: object) -> None:

@@ -53,7 +53,7 @@ def dask_client(scheduler: str | None, *, n_workers: int, threads_per_worker: in
     # Worker processes start with Ctrl-C ignored (an ignored signal stays ignored across exec, and Python then
     # installs no KeyboardInterrupt handler): a terminal's Ctrl-C reaches the whole process group, and the
     # driver, not each worker, decides what happens (the cluster is closed, finished work kept).
-    sigint = signal.signal(signal.SIGINT, signal.SIG_IGN) if _main_thread() else None
+    sigint = signal.signal(signal.SIGINT, signal.SIG_IGN) if on_main_thread() else None
     try:
         with dask.config.set({f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in environ.items()}):
             cluster = LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True,
@@ -77,7 +77,8 @@ def dask_client(scheduler: str | None, *, n_workers: int, threads_per_worker: in
         cluster.close()
 
 
-def _main_thread() -> bool:
+def on_main_thread() -> bool:
+    """Whether this is the process's main thread (the only one that may set signal handlers)."""
     return threading.current_thread() is threading.main_thread()
 
 
