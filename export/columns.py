@@ -44,6 +44,14 @@ def sample_columns(records: Sequence[LocationRecord], layout: ProductLayout, spe
     def per_time(get, dtype) -> np.ndarray:  # type: ignore[no-untyped-def]
         return np.array([[get(s) for s in r.products[name].seasons] for r in records], dtype=dtype).reshape(n, t)
 
+    def per_band(get) -> np.ndarray:  # type: ignore[no-untyped-def]
+        out = np.full((n, t, len(layout.bands)), np.nan)
+        for i, r in enumerate(records):
+            for k, s in enumerate(r.products[name].seasons):
+                if get(s):  # empty: staged before scale and offset were kept
+                    out[i, k] = get(s)
+        return out
+
     return {
         "sample": Column(("sample",), np.arange(n, dtype=np.int64), {"long_name": "sample index"}),
         "location_id": Column(("sample",), np.array([r.location_id for r in records], np.int64),
@@ -68,6 +76,10 @@ def sample_columns(records: Sequence[LocationRecord], layout: ProductLayout, spe
                                  {"long_name": "cloudy fraction of the patch", "units": "1"}),
         "nodata_fraction": Column(("sample", "time"), per_time(lambda s: s.nodata_fraction, np.float32),
                                   {"long_name": "nodata fraction of the patch", "units": "1"}),
+        "scale": Column(("sample", "time", "band"), per_band(lambda s: s.scale),
+                        {"long_name": "physical value = bands * scale + offset (NaN: the source did not say)"}),
+        "offset": Column(("sample", "time", "band"), per_band(lambda s: s.offset),
+                         {"long_name": "physical value = bands * scale + offset (NaN: the source did not say)"}),
     }
 
 
@@ -90,5 +102,6 @@ def band_columns(layout: ProductLayout, spec: ExportSpec) -> dict[str, Column]:
 
 
 COORDINATES = ("location_id", "lon", "lat", "epsg", "transform", "datetime", "scene_id", "scene_href",
-               "cloud_fraction", "nodata_fraction", "season_reference", "center_wavelength", "fwhm")
+               "cloud_fraction", "nodata_fraction", "scale", "offset", "season_reference", "center_wavelength",
+               "fwhm")
 """Arrays named in the ``coordinates`` attribute of ``bands``, so xarray opens them as coordinates."""

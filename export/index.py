@@ -17,9 +17,11 @@ from export.model import ExportSpec, LocationRecord
 
 
 def index_frame(spec: ExportSpec, records: Sequence[LocationRecord]) -> pd.DataFrame:
-    """Rows ordered by product (spec order), sample, time; ``footprint`` holds lon/lat rings (no shapely yet)."""
+    """Rows ordered by product (spec order), sample, time; ``footprint`` holds lon/lat rings (no shapely yet);
+    ``scale`` and ``offset`` one value per band (physical = stored * scale + offset)."""
     rows = []
     for layout in spec.products:
+        unknown = [float("nan")] * len(layout.bands)  # staged before scale and offset were kept
         for i, r in enumerate(records):
             pr = r.products[layout.name]
             ring = footprint_lonlat(r.epsg, pr.transform, layout.patch_px, layout.patch_px)
@@ -29,7 +31,8 @@ def index_frame(spec: ExportSpec, records: Sequence[LocationRecord]) -> pd.DataF
                     "location_id": r.location_id, "lon": r.lon, "lat": r.lat, "epsg": r.epsg,
                     "datetime": iso_to_ms(s.datetime), "scene_id": s.scene_id, "scene_href": s.scene_href,
                     "collection": s.collection, "cloud_fraction": s.cloud_fraction,
-                    "nodata_fraction": s.nodata_fraction, "transform": list(pr.transform), "footprint": ring,
+                    "nodata_fraction": s.nodata_fraction, "transform": list(pr.transform),
+                    "scale": list(s.scale) or unknown, "offset": list(s.offset) or unknown, "footprint": ring,
                 })
     df = pd.DataFrame(rows)
     if len(df):

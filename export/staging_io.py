@@ -41,6 +41,11 @@ def scan_staging(out: Path, spec: ExportSpec) -> StagingScan:
             sp = meta.products[layout.name]
             _check(meta.location_id, folder, layout.name, tuple(sp.bands), sp.dtype, sp.patch_px,
                    len(sp.seasons), spec)
+            for s in sp.seasons:
+                if len(s.scale) not in (0, len(sp.bands)) or len(s.offset) != len(s.scale):
+                    raise UserError(f"staged location {meta.location_id:07d} ({folder}) product {layout.name} season "
+                                    f"{s.season}: {len(s.scale)} scales and {len(s.offset)} offsets for "
+                                    f"{len(sp.bands)} bands; delete that staging folder and rerun download")
             seasons = tuple(sorted(sp.seasons, key=lambda s: s.season))
             prods[layout.name] = ProductRecord(tuple(float(v) for v in sp.transform), seasons)  # type: ignore[arg-type]
         records.append(LocationRecord(meta.location_id, float(meta.lon), float(meta.lat), int(meta.epsg),

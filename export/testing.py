@@ -10,6 +10,7 @@ import numpy as np
 
 from export.model import ProductLayout
 from pipeline.fetch.grid import utm_epsg
+from pipeline.fetch.radiometry import S2_OFFSET_SINCE
 from pipeline.staging import SeasonPick, StagedLocation, StagedProduct, write_location
 
 SEASON_DATES = ("03-20", "06-21", "09-22", "12-21")
@@ -62,11 +63,15 @@ def stage_synthetic(
                 when = dt.datetime.fromisoformat(f"{year}-{mmdd}T10:30:00+00:00") + dt.timedelta(
                     days=int(rng.integers(-20, 20)), seconds=int(rng.integers(0, 3600)))
                 scene = f"{layout.collection or layout.name}-{loc:07d}-{t}"
+                c = len(layout.bands)
+                sar = np.dtype(layout.dtype).kind == "f"  # stored in dB; optical as Sentinel-2 DN (baseline rule)
+                scale = (1.0,) * c if sar else (1e-4,) * c
+                offset = (0.0,) * c if sar or when < S2_OFFSET_SINCE else (-0.1,) * c
                 picks.append(SeasonPick(
                     season=t, datetime=when.strftime("%Y-%m-%dT%H:%M:%SZ"), scene_id=scene,
                     scene_href=scene_href.format(collection=layout.collection, scene=scene),
                     collection=layout.collection, cloud_fraction=round(float(rng.uniform(0, 0.1)), 4),
-                    nodata_fraction=0.0))
+                    nodata_fraction=0.0, scale=scale, offset=offset))
             prods[layout.name] = StagedProduct(
                 layout.name, tuple(layout.bands), layout.dtype, layout.patch_px, layout.resolution_m,
                 utm_transform(lon, lat, epsg, layout), tuple(picks))  # type: ignore[arg-type]

@@ -27,7 +27,7 @@ from export.writer import TMP
 SCHEMA_ITEMS = 100
 """Items per collection validated against the STAC schemas (each one is checked against the store anyway)."""
 META_ARRAYS = {"location_id": 1, "lon": 1, "lat": 1, "epsg": 1, "transform": 2, "datetime": 2, "scene_id": 2,
-               "scene_href": 2, "cloud_fraction": 2, "nodata_fraction": 2}
+               "scene_href": 2, "cloud_fraction": 2, "nodata_fraction": 2, "scale": 3, "offset": 3}
 
 
 @dataclass
@@ -101,11 +101,12 @@ def _check_group(rep: VerifyReport, product: str, g: zarr.Group, n: int, t: int)
     meta: dict[str, np.ndarray] = {}
     for name, ndim in META_ARRAYS.items():
         if name not in g:
-            rep.problems.append(f"{product}: metadata array {name} missing")
+            rep.problems.append(f"{product}: metadata array {name} missing; rerun 'ssl4eo shard'")
             continue
         a = g[name]
         assert isinstance(a, zarr.Array)
-        if a.shape[0] != n or a.ndim != ndim or (ndim == 2 and name != "transform" and a.shape[1] != t):
+        if a.shape[0] != n or a.ndim != ndim or (ndim >= 2 and name != "transform" and a.shape[1] != t) or (
+                ndim == 3 and a.shape[2] != want[2]):
             rep.problems.append(f"{product}: {name} has shape {a.shape}; expected {n} samples")
         try:
             meta[name] = np.asarray(a[...])  # every chunk carries a CRC32C, checked on read

@@ -43,6 +43,9 @@ class SeasonPick:
     collection: str
     cloud_fraction: float
     nodata_fraction: float
+    scale: tuple[float, ...] = ()
+    """Per band: physical value = stored * scale + offset (NaN: unknown; empty: staged before this was kept)."""
+    offset: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,8 @@ class StagedLocation:
         for name, p in d["products"].items():
             p["bands"] = tuple(p["bands"])
             p["transform"] = tuple(p["transform"])
-            p["seasons"] = tuple(SeasonPick(**s) for s in p["seasons"])
+            p["seasons"] = tuple(SeasonPick(**{**s, "scale": tuple(s.get("scale", ())),
+                                               "offset": tuple(s.get("offset", ()))}) for s in p["seasons"])
             prods[name] = StagedProduct(**p)
         return StagedLocation(d["location_id"], d["lon"], d["lat"], d["epsg"], prods)
 

@@ -18,6 +18,7 @@ import numpy as np
 from pipeline.errors import SourceError
 from pipeline.fetch import quality
 from pipeline.fetch.grid import PatchGrid, location_centre, lonlat_boxes, patch_grid
+from pipeline.fetch.radiometry import band_radiometry
 from pipeline.fetch.read import Reader, ReadError, ReadSpec, to_db
 from pipeline.fetch.request import FetchParams, LocationTask, ProductRequest
 from pipeline.fetch.seasons import Window, location_year, rank, rank_by_time, windows
@@ -145,8 +146,9 @@ def _fill(p: ProductRequest, w: Window, grid: PatchGrid, params: FetchParams, so
             rejections[Reason.TOO_CLOUDY] += 1
             details.append(f"{scene.id}: cloud {cloud_frac:.1%}")
             continue
+        scale, offset = band_radiometry(p, scene)
         pick = SeasonPick(w.season, scene.datetime.astimezone(dt.UTC).isoformat(), scene.id, scene.self_href,
-                          scene.collection, round(cloud_frac, 6), round(nodata_frac, 6))
+                          scene.collection, round(cloud_frac, 6), round(nodata_frac, 6), scale, offset)
         return Patch(data, pick)
     reason = verdict(rejections)
     summary = "; ".join(details[:3])

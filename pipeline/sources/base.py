@@ -31,8 +31,16 @@ class AssetRef:
     key: str
     href: str
     nodata: float | None
-    scale: float
-    offset: float
+    scales: tuple[float | None, ...] = ()
+    """``raster:bands`` scale of each band of the asset (None: not published)."""
+    offsets: tuple[float | None, ...] = ()
+    """``raster:bands`` offset of each band of the asset (None: not published)."""
+
+    def radiometry(self, index: int) -> tuple[float | None, float | None]:
+        """(scale, offset) the catalog publishes for 1-based band ``index`` of the asset; None where it does not."""
+        k = index - 1
+        return (self.scales[k] if k < len(self.scales) else None,
+                self.offsets[k] if k < len(self.offsets) else None)
 
 
 @dataclass(frozen=True)
@@ -47,6 +55,8 @@ class SceneRef:
     assets: tuple[AssetRef, ...]
     self_href: str = ""
     platform: str = ""
+    processing_baseline: str = ""
+    """Sentinel-2 ``s2:processing_baseline`` (e.g. '05.10'), or the item's ``processing:version``; '' if none."""
 
     def asset(self, key: str) -> AssetRef:
         for a in self.assets:
@@ -74,6 +84,10 @@ def http_retry(retries: int):  # type: ignore[no-untyped-def]
                  allowed_methods=None)
 
 
+def _number(v: object) -> float | None:
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+
 def scene_ref(item: pystac.Item) -> SceneRef:
     """Parse a pystac Item into a :class:`SceneRef` (no I/O)."""
     if item.datetime is None:
@@ -83,9 +97,10 @@ def scene_ref(item: pystac.Item) -> SceneRef:
     epsg = int(str(code).split(":")[1]) if code and str(code).upper().startswith("EPSG:") else None
     assets = []
     for key, a in item.assets.items():
-        rb = (a.extra_fields.get("raster:bands") or [{}])[0]
-        assets.append(AssetRef(key, a.get_absolute_href() or a.href, rb.get("nodata"),
-                               float(rb.get("scale", 1.0)), float(rb.get("offset", 0.0))))
+        bands = [b if isinstance(b, dict) else {} for b in a.extra_fields.get("raster:bands") or [{}]]
+        assets.append(AssetRef(key, a.get_absolute_href() or a.href, bands[0].get("nodata"),
+                               tuple(_number(b.get("scale")) for b in bands),
+                               tuple(_number(b.get("offset")) for b in bands)))
     self_link = item.get_single_link("self")
     dtime = item.datetime if item.datetime.tzinfo else item.datetime.replace(tzinfo=dt.UTC)
     cc = props.get("eo:cloud_cover")
@@ -98,4 +113,5 @@ def scene_ref(item: pystac.Item) -> SceneRef:
         assets=tuple(assets),
         self_href=self_link.get_absolute_href() or "" if self_link else "",
         platform=str(props.get("platform", "")),
+        processing_baseline=str(props.get("s2:processing_baseline") or props.get("processing:version") or ""),
     )

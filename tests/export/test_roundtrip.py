@@ -48,6 +48,14 @@ def test_groups_hold_the_staged_arrays_in_location_order(built: Path) -> None:
             got_ms = ds.datetime.values[i].astype("datetime64[ms]").astype(np.int64).tolist()
             assert got_ms == [iso_to_ms(s.datetime) for s in p.seasons]
             np.testing.assert_allclose(ds.cloud_fraction.values[i], [s.cloud_fraction for s in p.seasons])
+            assert ds.scale.dims == ds.offset.dims == ("sample", "time", "band")
+            np.testing.assert_array_equal(ds.scale.values[i], [s.scale for s in p.seasons])
+            np.testing.assert_array_equal(ds.offset.values[i], [s.offset for s in p.seasons])
+        # physical values by plain broadcasting, as the README shows
+        phys = (ds.bands[0] * ds.scale[0] + ds.offset[0]).values
+        want = read_array(folders[0], layout.name) * ds.scale.values[0][..., None, None] + ds.offset.values[0][
+            ..., None, None]
+        np.testing.assert_allclose(phys, want)
 
 
 def test_store_describes_itself(built: Path) -> None:
@@ -83,7 +91,9 @@ def test_parquet_index_has_a_row_per_product_sample_season(built: Path) -> None:
     assert s1["location_id"].tolist() == [i for i in IDS for _ in range(4)]
     assert s1["time"].tolist() == [0, 1, 2, 3] * len(IDS)
     assert set(df.columns) >= {"sample", "shard", "datetime", "scene_id", "cloud_fraction", "nodata_fraction",
-                               "epsg", "geometry"}
+                               "epsg", "geometry", "scale", "offset"}
+    s2 = df[df["product"] == "s2_l2a"]
+    assert [list(v) for v in s2["scale"]] == [[1e-4] * 4] * len(s2) and list(s2["offset"].iloc[0]) == [-0.1] * 4
     first = df.iloc[0]
     assert first.geometry.contains(gpd.points_from_xy([first.lon], [first.lat])[0])
     assert str(pd.Timestamp(first["datetime"]).tz) == "UTC"
@@ -174,3 +184,32 @@ def test_changed_layout_rebuilds_the_store(tmp_path: Path) -> None:
 
     with pytest.raises(UserError, match="no complete staged location"):
         build(tmp_path / "empty")
+
+
+def test_locations_staged_before_scale_and_offset_were_kept_read_as_unknown(tmp_path: Path) -> None:
+    out = stage(tmp_path, IDS[:3])
+    folders = list(iter_complete(out))
+
+    def rewrite(folder: Path, change) -> None:  # type: ignore[no-untyped-def]
+        d = json.loads((folder / "meta.json").read_text())
+        for p in d["products"].values():
+            for s in p["seasons"]:
+                change(s)
+        (folder / "meta.json").write_text(json.dumps(d))
+
+    rewrite(folders[1], lambda s: (s.pop("scale"), s.pop("offset")))
+    build(out)
+    ds = xr.open_zarr(out / "dataset.zarr", group="s2_l2a")
+    assert np.isnan(ds.scale.values[1]).all() and np.isnan(ds.offset.values[1]).all()
+    assert (ds.scale.values[[0, 2]] == 1e-4).all()
+    import geopandas as gpd
+
+    df = gpd.read_parquet(out / "dataset.parquet")
+    mine = df[(df["location_id"] == IDS[1]) & (df["product"] == "s2_l2a")]
+    assert len(mine) == 4 and np.isnan(np.stack(mine["scale"].to_numpy())).all()
+
+    from pipeline.errors import UserError
+
+    rewrite(folders[2], lambda s: s.update(scale=s["scale"][:1]))
+    with pytest.raises(UserError, match=r"1 scales and \d+ offsets for \d+ bands; delete that staging folder"):
+        build(out)

@@ -277,6 +277,12 @@ def test_s1_matched_to_the_optical_pick(any_source: str, pool) -> None:
         assert gap <= dt.timedelta(days=p.s1_max_days), (a, b)
     assert r.arrays["s1_grd"].shape == (4, 2, 64, 64) and r.arrays["s1_grd"].dtype == np.float32
     assert np.isfinite(r.arrays["s1_grd"]).mean() > 0.5
+    # what turns the stored values into physical ones travels with every pick: S2 as its items publish it
+    # (raster:bands, baseline >= 04.00: -1000 DN), S1 already in dB
+    for x in s2:
+        assert x.scale == (1e-4, 1e-4) and x.offset == pytest.approx((-truth.S2_OFFSET_DN * 1e-4,) * 2)
+    for x in s1:
+        assert x.scale == (1.0, 1.0) and x.offset == (0.0, 0.0)
 
 
 def test_no_s1_match_when_nothing_is_close_enough(served_geoparquet, pool) -> None:
