@@ -6,7 +6,7 @@ plus sigma=25 DN noise) on this 2-core machine, single thread (``make bench`` pr
 ========================  =====  =============  ===============
 codec                     ratio  compress MB/s  decompress MB/s
 ========================  =====  =============  ===============
-blosc lz4hc 5 shuffle     1.76   ~70-110        ~3900
+blosc lz4hc 5 shuffle     1.76   ~65-80         ~3900-4200
 blosc lz4 5 bitshuffle    1.66   ~1100          ~2700
 blosc zstd3 bitshuffle    1.83   ~250-350       ~600-1600
 blosc zstd5 shuffle       1.82   ~105-200       ~2000-2600
@@ -14,8 +14,8 @@ zstd 1 (no shuffle)       1.23   ~600-1000      ~450-1200
 ========================  =====  =============  ===============
 
 The corpus is written once and read every epoch, and random single-sample reads from the page cache are bound
-by decompression, so the fastest decoder with a good ratio wins: LZ4HC's longer matches decode 1.4x faster than
-fast LZ4 and take 6% less disk, for a 10x slower write; zstd buys 4% less disk for 2-4x slower reads. Every chunk
+by decompression, so the fastest decoder with a good ratio wins: LZ4HC's longer matches decode ~1.5x faster than
+fast LZ4 and take 6% less disk, for a ~16x slower write; zstd buys 4% less disk for 2-4x slower reads. Every chunk
 also carries a CRC32C (Zarr's ``crc32c`` codec), checked by Zarr on every read.
 """
 

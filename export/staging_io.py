@@ -29,6 +29,7 @@ def scan_staging(out: Path, spec: ExportSpec) -> StagingScan:
     """Every complete staged location that has all products of ``spec``, in location-id order."""
     records: list[LocationRecord] = []
     skipped: dict[int, str] = {}
+    legacy: list[int] = []
     for folder in iter_complete(out):
         raw = (folder / META).read_bytes()
         meta = StagedLocation.from_json(raw.decode())
@@ -41,6 +42,8 @@ def scan_staging(out: Path, spec: ExportSpec) -> StagingScan:
             sp = meta.products[layout.name]
             _check(meta.location_id, folder, layout.name, tuple(sp.bands), sp.dtype, sp.patch_px,
                    len(sp.seasons), spec)
+            if any(not s.scale for s in sp.seasons):
+                legacy.append(meta.location_id)
             for s in sp.seasons:
                 if len(s.scale) not in (0, len(sp.bands)) or len(s.offset) != len(s.scale):
                     raise UserError(f"staged location {meta.location_id:07d} ({folder}) product {layout.name} season "
@@ -51,6 +54,10 @@ def scan_staging(out: Path, spec: ExportSpec) -> StagingScan:
         records.append(LocationRecord(meta.location_id, float(meta.lon), float(meta.lat), int(meta.epsg),
                                       str(folder), hashlib.sha256(raw).hexdigest(), prods))
     records.sort(key=lambda r: r.location_id)
+    if legacy:
+        log.warning("%d staged location(s) (e.g. %07d) were downloaded before scale and offset were kept: theirs "
+                    "read NaN; delete those staging folders and rerun download to have them", len(set(legacy)),
+                    legacy[0])
     if skipped:
         log.warning("left out %d complete staged location(s) lacking a product, e.g. %s", len(skipped),
                     next(iter(skipped.items())))

@@ -11,6 +11,7 @@ Layout (``n`` samples, ``T`` seasons, ``C`` bands, ``P`` pixels)::
         sample, location_id, lon, lat, epsg          (sample,)
         transform                                    (sample, affine=6)
         datetime, scene_id, scene_href, cloud_fraction, nodata_fraction   (sample, time)
+        scale, offset                                (sample, time, band) physical = bands * scale + offset
         band, center_wavelength, fwhm                (band,)
         time, season_reference                       (time,)
         shard_crc32c                                 (shard,) CRC32C of each bands shard file
@@ -39,6 +40,8 @@ log = logging.getLogger(__name__)
 
 ATTR = "ssl4eo"
 META_CHUNK = 65536
+META_CHUNK_BYTES = 8 << 20
+"""Metadata chunks hold up to META_CHUNK samples and about this many bytes (EnMAP's scale: 7 KB a sample)."""
 """Samples per chunk of the small metadata arrays (one file each for up to 65,536 samples)."""
 
 
@@ -117,7 +120,9 @@ def _has(layout: ProductLayout, coord: str) -> bool:
 
 def _write_column(store: zarr.storage.LocalStore, path: str, col: Column) -> None:
     data = col.data
-    chunks = tuple(min(max(s, 1), META_CHUNK) if d == "sample" else max(s, 1)
+    per_sample = max(1, data.nbytes // max(data.shape[0], 1)) if data.ndim and col.dims[0] == "sample" else 1
+    samples = max(1, min(META_CHUNK, META_CHUNK_BYTES // per_sample))
+    chunks = tuple(min(max(s, 1), samples) if d == "sample" else max(s, 1)
                    for d, s in zip(col.dims, data.shape, strict=True))
     dtype: Any = str if data.dtype.kind in "UTO" else data.dtype
     # zstd as zarr's default, plus a CRC32C per chunk as the bands have: a corrupt datetime or scene id chunk

@@ -64,7 +64,7 @@ def stage_synthetic(
                     days=int(rng.integers(-20, 20)), seconds=int(rng.integers(0, 3600)))
                 scene = f"{layout.collection or layout.name}-{loc:07d}-{t}"
                 c = len(layout.bands)
-                sar = np.dtype(layout.dtype).kind == "f"  # stored in dB; optical as Sentinel-2 DN (baseline rule)
+                sar = np.dtype(layout.dtype).kind == "f"  # stored in dB; every optical product as Sentinel-2's rule
                 scale = (1.0,) * c if sar else (1e-4,) * c
                 offset = (0.0,) * c if sar or when < S2_OFFSET_SINCE else (-0.1,) * c
                 picks.append(SeasonPick(

@@ -107,7 +107,9 @@ def _check_group(rep: VerifyReport, product: str, g: zarr.Group, n: int, t: int)
         assert isinstance(a, zarr.Array)
         if a.shape[0] != n or a.ndim != ndim or (ndim >= 2 and name != "transform" and a.shape[1] != t) or (
                 ndim == 3 and a.shape[2] != want[2]):
-            rep.problems.append(f"{product}: {name} has shape {a.shape}; expected {n} samples")
+            rep.problems.append(f"{product}: {name} has shape {a.shape}; expected {n} samples"
+                                + (f" x {t} seasons" if ndim >= 2 and name != "transform" else "")
+                                + (f" x {want[2]} bands" if ndim == 3 else ""))
         try:
             meta[name] = np.asarray(a[...])  # every chunk carries a CRC32C, checked on read
         except Exception as e:

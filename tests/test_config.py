@@ -98,6 +98,14 @@ def test_unreachable_source_url(tmp_path: Path) -> None:
     assert not (tmp_path / "out" / "staging").exists()
 
 
+def test_a_missing_archive_at_a_custom_path_names_the_command_with_its_config(tmp_path: Path) -> None:
+    cfg = write(tmp_path, f"archive:\n  path: {tmp_path / 'arch'}\n")
+    r = run_cli("download", "--config", str(cfg), "--out", str(tmp_path / "out"))
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0, r.stderr
+    assert "arch' is missing or stale; run 'ssl4eo archive build --config <this config>'" in r.stderr
+    assert not (tmp_path / "out" / "staging").exists()
+
+
 def test_missing_index_file(tmp_path: Path) -> None:
     cfg = write(tmp_path, f"source:\n  url: {tmp_path / 'missing.parquet'}\n")
     r = run_cli("download", "--config", str(cfg), "--out", str(tmp_path / "out"))

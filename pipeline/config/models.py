@@ -200,14 +200,15 @@ class ExportConfig(Strict):
     compressor: Literal["blosc-lz4hc", "blosc-lz4", "blosc-zstd", "zstd", "none"] = Field(
         "blosc-lz4hc",
         description="Chunk codec. blosc-lz4hc (measured: ~1.76x on uint16 reflectance and the fastest decode, so the "
-        "fastest random training reads; compresses at ~100 MB/s a core, written once); blosc-lz4 compresses 10x "
-        "faster, takes 6% more disk and decodes 1.4x slower; blosc-zstd is ~4% smaller and 2-4x slower to decode; "
-        "none takes 1.76x the disk and reads fastest when the corpus fits in the page cache.",
+        "fastest random training reads; compresses at ~70 MB/s a core, written once); blosc-lz4 with shuffle: "
+        "bitshuffle compresses ~16x faster, takes 6% more disk and decodes ~1.5x slower; blosc-zstd is ~4% smaller "
+        "and 2-4x slower to decode; none takes 1.76x the disk and reads fastest when the corpus fits in the page "
+        "cache. Changing it rebuilds an existing store.",
     )
     level: int = Field(5, ge=0, le=22, description="Compression level (blosc: 0-9, zstd: 0-22).")
     shuffle: Literal["bitshuffle", "shuffle", "noshuffle"] = Field(
         "shuffle", description="Blosc pre-filter (ignored by zstd and none): byte shuffle decodes fastest; "
-        "bitshuffle gives blosc-lz4 3% more ratio."
+        "bitshuffle gives blosc-lz4 4% more ratio, but decodes blosc-lz4hc 28% slower."
     )
     stats_stride: int = Field(
         4,

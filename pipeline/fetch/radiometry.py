@@ -1,7 +1,7 @@
 """Scale and offset that turn a stored value into a physical one, per band of one acquisition. Pure.
 
 ``physical = stored * scale + offset``. What the catalog publishes (STAC ``raster:bands`` ``scale`` /
-``offset`` of the band's asset) wins. Where it publishes neither, Sentinel-2 follows ESA's rule: reflectance
+``offset`` of the band's asset) wins. Where it leaves either out, Sentinel-2 follows ESA's rule: reflectance
 = (DN + offset DN) / 10000, where processing baseline 04.00 (in production from 2022-01-25) added
 ``BOA_ADD_OFFSET`` / ``RADIO_ADD_OFFSET`` = -1000 DN; so a corpus mixing acquisitions from before and after
 (or reprocessed ones) holds DNs 1000 apart for the same reflectance unless each sample-season says which
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 
 from pipeline.fetch.request import ProductRequest
 from pipeline.sources import SceneRef
@@ -35,17 +36,18 @@ def band_radiometry(p: ProductRequest, scene: SceneRef) -> tuple[tuple[float, ..
         asset = scene.asset(r.asset)
         for index in r.band_indexes:
             scale, offset = asset.radiometry(index)
-            if scale is None and offset is None:
-                scale, offset = _fallback(p.name, scene)
-            scales.append(1.0 if scale is None else scale)
+            if p.name.startswith("s2_"):  # what the item leaves out, ESA's rule fills (a lone scale of 1e-4
+                rule = _s2_rule(scene)    # must not drop the -1000 DN offset of baseline 04.00)
+                scale, offset = (rule[0] if scale is None else scale), (rule[1] if offset is None else offset)
+            elif scale is None and offset is None:
+                scale, offset = math.nan, math.nan  # nothing published: unknown
+            scales.append(1.0 if scale is None else scale)  # one half published: the other as STAC defaults it
             offsets.append(0.0 if offset is None else offset)
     return tuple(scales), tuple(offsets)
 
 
-def _fallback(product: str, scene: SceneRef) -> tuple[float, float]:
-    if product.startswith("s2_"):
-        return S2_QUANTIFICATION, S2_OFFSET if s2_has_offset(scene) else 0.0
-    return math.nan, math.nan
+def _s2_rule(scene: SceneRef) -> tuple[float, float]:
+    return S2_QUANTIFICATION, S2_OFFSET if s2_has_offset(scene) else 0.0
 
 
 def s2_has_offset(scene: SceneRef) -> bool:
@@ -56,13 +58,11 @@ def s2_has_offset(scene: SceneRef) -> bool:
     return scene.datetime >= S2_OFFSET_SINCE
 
 
+_BASELINE = re.compile(r"N?(\d{2})\.?(\d{2})")
+
+
 def _version(text: str) -> tuple[int, int] | None:
-    """'05.10' -> (5, 10); 'N0400' (as in product ids) -> (4, 0); None when it is not a baseline."""
-    t = text.strip().upper().removeprefix("N")
-    if "." in t:
-        major, _, minor = t.partition(".")
-    elif len(t) == 4:
-        major, minor = t[:2], t[2:]
-    else:
-        return None
-    return (int(major), int(minor)) if major.isdigit() and minor.isdigit() else None
+    """'05.10' -> (5, 10); 'N0400' (as in product ids) -> (4, 0); None for anything else (a software version in
+    ``processing:version`` such as '1.0' is no baseline)."""
+    m = _BASELINE.fullmatch(text.strip().upper())
+    return (int(m[1]), int(m[2])) if m else None

@@ -37,8 +37,9 @@ class AssetRef:
     """``raster:bands`` offset of each band of the asset (None: not published)."""
 
     def radiometry(self, index: int) -> tuple[float | None, float | None]:
-        """(scale, offset) the catalog publishes for 1-based band ``index`` of the asset; None where it does not."""
-        k = index - 1
+        """(scale, offset) the catalog publishes for 1-based band ``index`` of the asset; None where it does not.
+        A single ``raster:bands`` entry holds for every band of the asset."""
+        k = 0 if len(self.scales) == 1 else index - 1
         return (self.scales[k] if k < len(self.scales) else None,
                 self.offsets[k] if k < len(self.offsets) else None)
 
@@ -97,6 +98,7 @@ def scene_ref(item: pystac.Item) -> SceneRef:
     epsg = int(str(code).split(":")[1]) if code and str(code).upper().startswith("EPSG:") else None
     assets = []
     for key, a in item.assets.items():
+        # one entry per band; a lone entry on a multi-band asset is taken for all of them (as its nodata is)
         bands = [b if isinstance(b, dict) else {} for b in a.extra_fields.get("raster:bands") or [{}]]
         assets.append(AssetRef(key, a.get_absolute_href() or a.href, bands[0].get("nodata"),
                                tuple(_number(b.get("scale")) for b in bands),

@@ -23,8 +23,8 @@ def build(cfg: Config, force: bool = False) -> int:
 
 
 def serve(cfg: Config, api: str | None = None) -> int:
-    from pipeline.archive.build import require_current
     from pipeline.archive.serve import serve_forever
+    from pipeline.stages.common import require_archive
 
-    require_current(cfg.archive.path)
+    require_archive(cfg)
     return serve_forever(cfg.archive.path, api=api or cfg.archive.api, http_port=cfg.archive.http_port)

@@ -18,10 +18,9 @@ LOCATIONS = "locations.parquet"
 def resolved_source(cfg: Config) -> Iterator[SourceSpec]:
     """The run's source; for ``source.url: embedded`` the archive is served on loopback for the duration."""
     if cfg.source.url == "embedded":
-        from pipeline.archive.build import require_current
         from pipeline.archive.serve import serve_archive
 
-        require_current(cfg.archive.path)
+        require_archive(cfg)
         with serve_archive(cfg.archive.path, api=cfg.archive.api, http_port=cfg.archive.http_port) as ep:
             url = ep.stac_url if cfg.archive.api == "pgstac" and ep.stac_url else str(ep.geoparquet)
             spec = SourceSpec(url, cfg.source.timeout_s, cfg.source.retries, cfg.source.sign)
@@ -31,6 +30,21 @@ def resolved_source(cfg: Config) -> Iterator[SourceSpec]:
     spec = SourceSpec(cfg.source.url, cfg.source.timeout_s, cfg.source.retries, cfg.source.sign)
     open_source(spec)
     yield spec
+
+
+def require_archive(cfg: Config) -> None:
+    """ArchiveError unless the embedded archive at ``archive.path`` is built and current, naming the command that
+    builds it there (with ``--config`` when the path is not the default one)."""
+    from pipeline.archive.build import is_current
+    from pipeline.config.models import default_archive_path
+    from pipeline.errors import ArchiveError
+
+    root = Path(cfg.archive.path)
+    if not is_current(root):
+        custom = root.resolve() != default_archive_path().resolve()
+        cmd = "ssl4eo archive build" + (" --config <this config>" if custom else "")
+        raise ArchiveError(f"the embedded archive at {str(root)!r} is missing or stale; run '{cmd}'"
+                           + ("" if custom else " (or make archive)"))
 
 
 def fetch_params(cfg: Config, source: SourceSpec) -> FetchParams:

@@ -186,7 +186,8 @@ def test_changed_layout_rebuilds_the_store(tmp_path: Path) -> None:
         build(tmp_path / "empty")
 
 
-def test_locations_staged_before_scale_and_offset_were_kept_read_as_unknown(tmp_path: Path) -> None:
+def test_locations_staged_before_scale_and_offset_were_kept_read_as_unknown(tmp_path: Path,
+                                                                          caplog: pytest.LogCaptureFixture) -> None:
     out = stage(tmp_path, IDS[:3])
     folders = list(iter_complete(out))
 
@@ -198,7 +199,9 @@ def test_locations_staged_before_scale_and_offset_were_kept_read_as_unknown(tmp_
         (folder / "meta.json").write_text(json.dumps(d))
 
     rewrite(folders[1], lambda s: (s.pop("scale"), s.pop("offset")))
-    build(out)
+    with caplog.at_level("WARNING", logger="export"):
+        build(out)
+    assert f"1 staged location(s) (e.g. {IDS[1]:07d}) were downloaded before scale and offset" in caplog.text
     ds = xr.open_zarr(out / "dataset.zarr", group="s2_l2a")
     assert np.isnan(ds.scale.values[1]).all() and np.isnan(ds.offset.values[1]).all()
     assert (ds.scale.values[[0, 2]] == 1e-4).all()
@@ -213,3 +216,18 @@ def test_locations_staged_before_scale_and_offset_were_kept_read_as_unknown(tmp_
     rewrite(folders[2], lambda s: s.update(scale=s["scale"][:1]))
     with pytest.raises(UserError, match=r"1 scales and \d+ offsets for \d+ bands; delete that staging folder"):
         build(out)
+
+
+def test_wide_metadata_arrays_are_chunked_by_bytes(tmp_path: Path) -> None:
+    """EnMAP's scale is 224 bands x 4 seasons of float64 a sample: 65,536 samples a chunk would be 470 MB."""
+    from export.columns import Column
+    from export.store import META_CHUNK_BYTES, _write_column
+
+    store = zarr.storage.LocalStore(tmp_path / "s.zarr")
+    data = np.random.default_rng(0).random((3000, 4, 224))
+    _write_column(store, "g/scale", Column(("sample", "time", "band"), data, {}))
+    arr = zarr.open_array(store, path="g/scale", mode="r")
+    assert arr.chunks == (META_CHUNK_BYTES // (4 * 224 * 8), 4, 224)
+    np.testing.assert_array_equal(arr[...], data)
+    _write_column(store, "g/lon", Column(("sample",), data[:, 0, 0], {}))
+    assert zarr.open_array(store, path="g/lon", mode="r").chunks == (3000,)

@@ -40,12 +40,24 @@ def _scene(_product: str, assets: dict[str, AssetRef], baseline: str = "", when:
     return SceneRef("s", "c", when, 0.0, 32631, tuple(assets.values()), processing_baseline=baseline)
 
 
-def test_published_values_win_and_a_missing_half_defaults_like_stac() -> None:
-    p = product_request("s2_l2a", 8, ("B04", "B08"))
-    b04, b08 = (r.asset for r in p.reads)
-    scene = _scene("s2_l2a", {b04: AssetRef(b04, "h", 0, (2e-4,), (-0.2,)),
-                              b08: AssetRef(b08, "h", 0, (3e-4,), (None,))}, baseline="02.14")
-    assert band_radiometry(p, scene) == ((2e-4, 3e-4), (-0.2, 0.0))
+def test_published_values_win_and_sentinel2_fills_a_missing_half_from_its_rule() -> None:
+    p = product_request("s2_l2a", 8, ("B02", "B04", "B08"))
+    b02, b04, b08 = (r.asset for r in p.reads)
+    scene = _scene("s2_l2a", {b02: AssetRef(b02, "h", 0, (2e-4,), (-0.2,)),
+                              b04: AssetRef(b04, "h", 0, (1e-4,), (None,)),  # a lone scale keeps the offset
+                              b08: AssetRef(b08, "h", 0, (None,), (-0.3,))}, baseline="05.10")
+    assert band_radiometry(p, scene) == ((2e-4, 1e-4, 1e-4), (-0.2, S2_OFFSET, -0.3))
+    landsat = product_request("landsat_oli_sr", 8, None)
+    assets = {r.asset: AssetRef(r.asset, "h", 0, (2.75e-5,), (None,)) for r in landsat.reads}
+    scales, offsets = band_radiometry(landsat, _scene("landsat", assets))
+    assert set(scales) == {2.75e-5} and set(offsets) == {0.0}  # elsewhere the other half defaults as STAC says
+
+
+def test_a_single_raster_bands_entry_holds_for_every_band_of_the_asset() -> None:
+    enmap = product_request("enmap_l2a", 8, ("b001", "b002", "b100"))
+    asset = enmap.reads[0].asset
+    one = _scene("enmap_l2a", {asset: AssetRef(asset, "h", -32768, (1e-4,), (0.0,))})
+    assert band_radiometry(enmap, one) == ((1e-4,) * 3, (0.0,) * 3)
 
 
 @pytest.mark.parametrize(("baseline", "when", "offset"), [
@@ -53,6 +65,7 @@ def test_published_values_win_and_a_missing_half_defaults_like_stac() -> None:
     # no baseline named: ESA's switch date decides
     ("", dt.datetime(2022, 1, 24, 23, tzinfo=dt.UTC), False), ("", dt.datetime(2022, 1, 25, 1, tzinfo=dt.UTC), True),
     ("unknown", dt.datetime(2021, 6, 1, tzinfo=dt.UTC), False),
+    ("1.0", T, True), ("1.0", dt.datetime(2021, 6, 1, tzinfo=dt.UTC), False),  # a software version, no baseline
     # a reprocessed old acquisition (baseline 05.00 of 2018 data) carries the offset: the baseline wins the date
     ("05.00", dt.datetime(2018, 6, 1, tzinfo=dt.UTC), True),
 ])
