@@ -147,7 +147,7 @@ def _product_sections(dest: Path, g: zarr.Group, product: str, refs: list[str]) 
     wl = [float(v) for v in g["center_wavelength"][...]] if "center_wavelength" in g else None
     out = []
     plots.band_stats(dest / f"stats_{product}.png", product, stats, wl)
-    table = _stats_table(stats)
+    table = _stats_table(stats) + _radiometry_table(g)
     out.append(_fig(f"{product}: per-band statistics", f"stats_{product}.png", ga.get("stats_note", ""), table))
     bands = g["bands"]
     n = bands.shape[0]
@@ -191,6 +191,29 @@ def _stats_table(stats: dict[str, Any]) -> str:
         f"<td>{'' if stats[k][i] is None else f'{stats[k][i]:.4g}'}</td>" for k in keys) + "</tr>"
         for i, b in enumerate(names))
     return f"<table><tr><th>band</th>{head}</tr>{rows}</table>"
+
+
+def _radiometry_table(g: zarr.Group) -> str:
+    """How many sample-seasons share each scale/offset (a Sentinel-2 corpus spanning 2022 shows two regimes)."""
+    if "scale" not in g or "offset" not in g:
+        return ""
+    sc = np.asarray(g["scale"][...], np.float64)
+    of = np.asarray(g["offset"][...], np.float64)
+    if not sc.size:
+        return ""
+    rows = np.concatenate([sc, of], axis=-1).reshape(-1, 2 * sc.shape[-1])
+    unknown = np.isnan(rows).any(axis=1)
+    regimes, counts = np.unique(rows[~unknown], axis=0, return_counts=True)
+    nb = sc.shape[-1]
+    body = ""
+    for r, c in sorted(zip(regimes.tolist(), counts.tolist(), strict=True), key=lambda rc: -rc[1]):
+        varies = "" if len(set(r[:nb])) == 1 and len(set(r[nb:])) == 1 else " (varies by band; first band shown)"
+        body += f"<tr><td>{r[0]:g}</td><td>{r[nb]:g}{varies}</td><td>{c}</td></tr>"
+    if unknown.any():
+        body += ("<tr><td colspan=2>unknown (not published, or staged by an older version)</td>"
+                 f"<td>{int(unknown.sum())}</td></tr>")
+    return ("<p>Physical value = stored * scale + offset, per sample-season:</p>"
+            f"<table><tr><th>scale</th><th>offset</th><th>sample-seasons</th></tr>{body}</table>")
 
 
 def _fig(title: str, src: str, caption: str, extra: str = "") -> str:

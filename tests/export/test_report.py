@@ -38,6 +38,19 @@ def test_report_page_and_figures(built: Path, capsys: pytest.CaptureFixture[str]
     assert "no locations.parquet" not in text
 
 
+def test_report_counts_the_scale_offset_regimes(tmp_path: Path) -> None:
+    """A Sentinel-2 corpus across 2022-01-25 holds DNs with and without the -1000 offset: the report says so."""
+    from export.testing import stage_synthetic
+    from tests.export.conftest import build, layouts
+
+    stage_synthetic(tmp_path, layouts(), [1, 2], year=2021)
+    stage_synthetic(tmp_path, layouts(), [3, 4, 5], year=2023)
+    build(tmp_path)
+    text = write_report(tmp_path).read_text()
+    assert "<tr><td>0.0001</td><td>-0.1</td><td>12</td></tr><tr><td>0.0001</td><td>0</td><td>8</td></tr>" in text
+    assert "<tr><td>1</td><td>0</td><td>20</td></tr>" in text  # SAR, in dB as stored
+
+
 def test_report_without_a_store_still_draws_the_map(tmp_path: Path) -> None:
     page = write_report(tmp_path)
     assert "run <code>ssl4eo shard</code>" in page.read_text()
