@@ -48,8 +48,8 @@ def sample_columns(records: Sequence[LocationRecord], layout: ProductLayout, spe
         out = np.full((n, t, len(layout.bands)), np.nan)
         for i, r in enumerate(records):
             for k, s in enumerate(r.products[name].seasons):
-                if get(s):  # empty: staged before scale and offset were kept
-                    out[i, k] = get(s)
+                if values := get(s):  # empty: staged before scale and offset were kept
+                    out[i, k] = values
         return out
 
     return {

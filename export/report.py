@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import json
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ import zarr
 
 from export import plots
 from export.layout import STORE
-from export.store import ATTR
+from export.store import ATTR, chunk_blocks
 
 log = logging.getLogger(__name__)
 REPORT = "report"
@@ -195,23 +196,24 @@ def _stats_table(stats: dict[str, Any]) -> str:
 
 def _radiometry_table(g: zarr.Group) -> str:
     """How many sample-seasons share each scale/offset (a Sentinel-2 corpus spanning 2022 shows two regimes)."""
-    if "scale" not in g or "offset" not in g:
+    if "scale" not in g or "offset" not in g or not g["scale"].size:
         return ""
-    sc = np.asarray(g["scale"][...], np.float64)
-    of = np.asarray(g["offset"][...], np.float64)
-    if not sc.size:
-        return ""
-    rows = np.concatenate([sc, of], axis=-1).reshape(-1, 2 * sc.shape[-1])
-    unknown = np.isnan(rows).any(axis=1)
-    regimes, counts = np.unique(rows[~unknown], axis=0, return_counts=True)
-    nb = sc.shape[-1]
+    regimes: Counter[tuple[float, ...]] = Counter()
+    n_unknown = 0
+    for sc, of in zip(chunk_blocks(g["scale"]), chunk_blocks(g["offset"]), strict=True):  # a chunk at a time
+        rows = np.concatenate([sc, of], axis=-1).reshape(-1, 2 * sc.shape[-1])
+        unknown = np.isnan(rows).any(axis=1)
+        n_unknown += int(unknown.sum())
+        values, counts = np.unique(rows[~unknown], axis=0, return_counts=True)
+        regimes.update(dict(zip(map(tuple, values.tolist()), counts.tolist(), strict=True)))
+    nb = g["scale"].shape[-1]
     body = ""
-    for r, c in sorted(zip(regimes.tolist(), counts.tolist(), strict=True), key=lambda rc: -rc[1]):
+    for r, c in regimes.most_common():
         varies = "" if len(set(r[:nb])) == 1 and len(set(r[nb:])) == 1 else " (varies by band; first band shown)"
         body += f"<tr><td>{r[0]:g}</td><td>{r[nb]:g}{varies}</td><td>{c}</td></tr>"
-    if unknown.any():
+    if n_unknown:
         body += ("<tr><td colspan=2>unknown (not published, or staged by an older version)</td>"
-                 f"<td>{int(unknown.sum())}</td></tr>")
+                 f"<td>{n_unknown}</td></tr>")
     return ("<p>Physical value = stored * scale + offset, per sample-season:</p>"
             f"<table><tr><th>scale</th><th>offset</th><th>sample-seasons</th></tr>{body}</table>")
 

@@ -42,9 +42,9 @@ def scan_staging(out: Path, spec: ExportSpec) -> StagingScan:
             sp = meta.products[layout.name]
             _check(meta.location_id, folder, layout.name, tuple(sp.bands), sp.dtype, sp.patch_px,
                    len(sp.seasons), spec)
-            if any(not s.scale for s in sp.seasons):
-                legacy.append(meta.location_id)
             for s in sp.seasons:
+                if not s.scale and (not legacy or legacy[-1] != meta.location_id):
+                    legacy.append(meta.location_id)
                 if len(s.scale) not in (0, len(sp.bands)) or len(s.offset) != len(s.scale):
                     raise UserError(f"staged location {meta.location_id:07d} ({folder}) product {layout.name} season "
                                     f"{s.season}: {len(s.scale)} scales and {len(s.offset)} offsets for "
@@ -56,7 +56,7 @@ def scan_staging(out: Path, spec: ExportSpec) -> StagingScan:
     records.sort(key=lambda r: r.location_id)
     if legacy:
         log.warning("%d staged location(s) (e.g. %07d) were downloaded before scale and offset were kept: theirs "
-                    "read NaN; delete those staging folders and rerun download to have them", len(set(legacy)),
+                    "read NaN; delete those staging folders and rerun download to have them", len(legacy),
                     legacy[0])
     if skipped:
         log.warning("left out %d complete staged location(s) lacking a product, e.g. %s", len(skipped),

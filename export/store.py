@@ -23,7 +23,7 @@ import json
 import logging
 import shutil
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -40,9 +40,16 @@ log = logging.getLogger(__name__)
 
 ATTR = "ssl4eo"
 META_CHUNK = 65536
-META_CHUNK_BYTES = 8 << 20
-"""Metadata chunks hold up to META_CHUNK samples and about this many bytes (EnMAP's scale: 7 KB a sample)."""
 """Samples per chunk of the small metadata arrays (one file each for up to 65,536 samples)."""
+META_CHUNK_BYTES = 8 << 20
+"""... and at most about this many bytes a chunk (EnMAP's scale and offset: 7 KB a sample each)."""
+
+
+def chunk_blocks(a: zarr.Array) -> Iterator[np.ndarray]:
+    """``a`` one chunk row along its first axis at a time (a metadata array of a big corpus, without holding it)."""
+    step = max(1, a.chunks[0])
+    for i in range(0, a.shape[0], step):
+        yield np.asarray(a[i : i + step])
 
 
 def read_root_attrs(store_path: Path) -> dict[str, Any] | None:

@@ -32,12 +32,13 @@ def band_radiometry(p: ProductRequest, scene: SceneRef) -> tuple[tuple[float, ..
         return (1.0,) * len(p.bands), (0.0,) * len(p.bands)
     scales: list[float] = []
     offsets: list[float] = []
+    # what an S2 item leaves out, ESA's rule fills (a lone scale of 1e-4 must not drop baseline 04.00's offset)
+    rule = _s2_rule(scene) if p.name.startswith("s2_") else None
     for r in p.reads:
         asset = scene.asset(r.asset)
         for index in r.band_indexes:
             scale, offset = asset.radiometry(index)
-            if p.name.startswith("s2_"):  # what the item leaves out, ESA's rule fills (a lone scale of 1e-4
-                rule = _s2_rule(scene)    # must not drop the -1000 DN offset of baseline 04.00)
+            if rule is not None:
                 scale, offset = (rule[0] if scale is None else scale), (rule[1] if offset is None else offset)
             elif scale is None and offset is None:
                 scale, offset = math.nan, math.nan  # nothing published: unknown
