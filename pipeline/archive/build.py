@@ -69,11 +69,10 @@ def is_current(root: Path) -> bool:
         return False
 
 
-def require_current(root: Path) -> None:
+def require_current(root: Path, build: str = "'ssl4eo archive build' (or make archive)") -> None:
+    """ArchiveError unless the archive at ``root`` is built and current; ``build`` is the command that builds it."""
     if not is_current(root):
-        raise ArchiveError(
-            f"the embedded archive at {str(root)!r} is missing or stale; run 'ssl4eo archive build' (or make archive)"
-        )
+        raise ArchiveError(f"the embedded archive at {str(root)!r} is missing or stale; run {build}")
 
 
 def build_archive(root: Path, *, force: bool = False, workers: int | None = None,

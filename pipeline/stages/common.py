@@ -35,16 +35,14 @@ def resolved_source(cfg: Config) -> Iterator[SourceSpec]:
 def require_archive(cfg: Config) -> None:
     """ArchiveError unless the embedded archive at ``archive.path`` is built and current, naming the command that
     builds it there (with ``--config`` when the path is not the default one)."""
-    from pipeline.archive.build import is_current
+    from pipeline.archive.build import require_current
     from pipeline.config.models import default_archive_path
-    from pipeline.errors import ArchiveError
 
     root = Path(cfg.archive.path)
-    if not is_current(root):
-        custom = root.resolve() != default_archive_path().resolve()
-        cmd = "ssl4eo archive build" + (" --config <this config>" if custom else "")
-        raise ArchiveError(f"the embedded archive at {str(root)!r} is missing or stale; run '{cmd}'"
-                           + ("" if custom else " (or make archive)"))
+    if root.resolve() != default_archive_path().resolve():
+        require_current(root, "'ssl4eo archive build --config <this config>'")
+    else:
+        require_current(root)
 
 
 def fetch_params(cfg: Config, source: SourceSpec) -> FetchParams:
