@@ -157,7 +157,8 @@ def build_dataset(
 
 
 def _drop_shards_beyond(store: Path, state: Path, spec: ExportSpec, keep: int) -> None:
-    """Fewer samples than last time: the shard files, markers and statistics past the last shard go."""
+    """Fewer samples than last time: the markers and statistics past the last shard go, and the shard folders
+    (zarr's ``resize`` in ``store.prepare`` already deleted the shard files in them)."""
     for p in state.iterdir():
         head = p.name.split(".", 1)[0]
         if head.isdigit() and int(head) >= keep and p.name.endswith((".json", ".stats.npz")):
@@ -180,7 +181,7 @@ def _run(jobs: list[ShardJob], client: Any, progress: Callable[[ShardResult], No
         return
     keys = run_keys("ssl4eo-shard", (f"{j.span.index}-{j.key[:12]}" for j in jobs))
     futures = client.map(write_shard, jobs, key=keys, pure=False)
-    knob = "result_timeout_s of export.shard.build_dataset"
+    knob = "dask.result_timeout_s (build_dataset's result_timeout_s)"
     for fut in finished(futures, idle_timeout_s=timeout_s, what="shard", knob=knob):
         r = fut.result()
         if progress:

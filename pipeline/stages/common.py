@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pipeline.config import Config
 from pipeline.errors import UserError
-from pipeline.fetch.request import FetchParams, LocationTask, product_request
+from pipeline.fetch.request import FetchParams, LocationTask, ProductRequest, product_request
 from pipeline.sources import SourceSpec, open_source
 
 LOCATIONS = "locations.parquet"
@@ -45,11 +45,16 @@ def require_archive(cfg: Config) -> None:
         require_current(root)
 
 
-def fetch_params(cfg: Config, source: SourceSpec) -> FetchParams:
-    prods = tuple(
+def product_requests(cfg: Config) -> tuple[ProductRequest, ...]:
+    """What is fetched of each configured product (and so what the export stage packs)."""
+    return tuple(
         product_request(p.name, p.patch_px, tuple(p.bands) if p.bands else None, p.drop_water_vapour, p.collection)
         for p in cfg.products
     )
+
+
+def fetch_params(cfg: Config, source: SourceSpec) -> FetchParams:
+    prods = product_requests(cfg)
     q, s = cfg.quality, cfg.seasons
     return FetchParams(
         source=source, products=prods, reference_dates=tuple(s.reference_dates), half_width_days=s.half_width_days,

@@ -13,7 +13,7 @@ from export.writer import ShardResult
 from pipeline.cluster import dashboard_url, dask_client
 from pipeline.config import Config
 from pipeline.errors import UserError
-from pipeline.fetch.request import product_request
+from pipeline.stages.common import product_requests
 from pipeline.staging import iter_complete
 
 
@@ -26,12 +26,8 @@ def config_hash(cfg: Config) -> str:
 
 def export_spec(cfg: Config) -> ExportSpec:
     """The export layout: products exactly as the fetch stage stages them, codec and shards from ``export:``."""
-    layouts = []
-    for p in cfg.products:
-        req = product_request(p.name, p.patch_px, tuple(p.bands) if p.bands else None, p.drop_water_vapour,
-                              p.collection)
-        layouts.append(product_layout(p.name, req.bands, req.patch_px, dtype=req.dtype, nodata=req.nodata,
-                                      collection=req.collection))
+    layouts = [product_layout(r.name, r.bands, r.patch_px, dtype=r.dtype, nodata=r.nodata, collection=r.collection)
+               for r in product_requests(cfg)]
     e = cfg.export
     return ExportSpec(tuple(layouts), e.shard_size, CodecSpec(e.compressor, e.level, e.shuffle),
                       tuple(cfg.seasons.reference_dates), e.stats_stride)
@@ -58,6 +54,7 @@ def shard(cfg: Config, out: Path) -> ShardSummary:
 
         try:
             return build_dataset(out, spec, config_hash=config_hash(cfg), created=creation_time(), client=client,
+                                 result_timeout_s=cfg.dask.result_timeout_s,
                                  progress=progress)
         finally:
             bar.close()
