@@ -280,7 +280,7 @@ def _inner_chain(codecs: list[dict], path: Path) -> tuple[Decoder, bool]:
         zstd = Zstd()
 
         def _zstd(src: bytes | memoryview, dst: np.ndarray) -> None:
-            _copy(memoryview(zstd.decode(src)), dst)
+            zstd.decode(src, out=dst)  # straight into the output; a size mismatch raises
 
         return _zstd, crc
     raise ValueError(f"{path}: codec chain {names} is not one this reader knows; open it with zarr instead")
