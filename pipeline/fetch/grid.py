@@ -42,9 +42,11 @@ class PatchGrid:
 
 
 def utm_epsg(lon: float, lat: float) -> int:
-    """WGS 84 / UTM zone of a point. Latitudes beyond UTM's range (84 N / 80 S) are the sampler's to reject."""
-    zone = int((lon + 180.0) // 6.0) % 60 + 1
-    return (32600 if lat >= 0 else 32700) + zone
+    """WGS 84 / UTM zone of a point (the sampler's rule, one point). Latitudes beyond UTM's range (84 N / 80 S) are
+    the sampler's to reject."""
+    from sampling.geometry import utm_epsg as utm_epsg_of
+
+    return int(utm_epsg_of(lon, lat))
 
 
 def location_centre(lon: float, lat: float, epsg: int) -> tuple[float, float]:
