@@ -30,8 +30,6 @@ def load_config(path: str | Path | None) -> Config:
         raise ConfigError(f"config file {str(p)!r} is not valid YAML{where}; fix the syntax") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {str(p)!r} must hold a mapping of sections (source:, sampling:, ...)")
-    # a section written with nothing under it ('sampling:') is an empty section: all its defaults
-    data = {k: ({} if v is None and k in Config.model_fields and k != "products" else v) for k, v in data.items()}
     return config_from_dict(data, origin=str(p))
 
 

@@ -238,6 +238,16 @@ class Config(Strict):
     dask: DaskConfig = Field(default_factory=DaskConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_sections(cls, data: object) -> object:
+        """A section written with nothing under it ('sampling:') is an empty section: all its defaults."""
+        if not isinstance(data, dict):
+            return data
+        sections = {k for k, f in cls.model_fields.items() if isinstance(f.annotation, type)
+                    and issubclass(f.annotation, BaseModel)}
+        return {k: ({} if v is None and k in sections else v) for k, v in data.items()}
+
     @field_validator("products")
     @classmethod
     def _unique(cls, v: list[ProductConfig]) -> list[ProductConfig]:
