@@ -158,8 +158,6 @@ def _fill(p: ProductRequest, w: Window, grid: PatchGrid, params: FetchParams, so
 def _search(source: Source, q: SearchQuery, boxes: tuple[tuple[float, float, float, float], ...]
             ) -> list[SceneRef]:
     """``q`` over each box (two across the antimeridian), scenes found twice kept once."""
-    if len(boxes) == 1:
-        return source.search(replace(q, bbox=boxes[0]))
     seen: dict[str, SceneRef] = {}
     for b in boxes:
         for s in source.search(replace(q, bbox=b)):
